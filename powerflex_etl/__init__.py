@@ -1,0 +1,23 @@
+"""powerflex-etl: PowerFlex EV-charging telemetry into a Parquet lake with DuckDB views.
+
+Nothing heavy is imported here: ``import powerflex_etl`` stays cheap for the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+def connect(lake: str | None = None, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+    """A read-only DuckDB connection with the lake's views (builds the catalog if missing)."""
+    from .views import connect as _connect
+
+    return _connect(lake, **kwargs)
+
+
+__all__ = ["__version__", "connect"]

@@ -1,0 +1,138 @@
+"""One error hierarchy for the whole library.
+
+Every error the library raises derives from :class:`PowerflexError`. API errors say
+whether retrying can help (:class:`RetryableApiError`) or not (:class:`FatalApiError`).
+Messages name what failed (endpoint, measurement, window) and never carry secrets:
+use :func:`redact` on any text that might hold one.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SECRET_PATTERNS = [
+    # JWTs: three base64url segments
+    re.compile(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}"),
+    re.compile(r"(?i)(bearer\s+)[^\s\"']+"),
+    re.compile(r"(?i)(\"?password\"?\s*[:=]\s*\"?)[^\s\",}]+"),
+    re.compile(r"(?i)(\"?access_token\"?\s*[:=]\s*\"?)[^\s\",}]+"),
+]
+
+_extra_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value (password, token) so :func:`redact` scrubs it everywhere."""
+    if value and len(value) >= 4:
+        _extra_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Scrub tokens, passwords and registered secrets from ``text``."""
+    for secret in _extra_secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    for pat in _SECRET_PATTERNS:
+        if pat.groups:
+            text = pat.sub(lambda m: m.group(1) + "***", text)
+        else:
+            text = pat.sub("***", text)
+    return text
+
+
+class PowerflexError(Exception):
+    """Root of every error this library raises. ``str(err)`` is one redacted line."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = redact(" ".join(str(message).split()))
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    def one_line(self) -> str:
+        """The message plus what to do, on one line, for the CLI."""
+        msg = str(self)
+        return f"{msg} ({self.hint})" if self.hint else msg
+
+
+class ConfigError(PowerflexError):
+    """Bad settings or arguments; fix the input and run again."""
+
+
+class ApiError(PowerflexError):
+    """The PowerFlex API could not answer a call."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.endpoint = endpoint
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RetryableApiError(ApiError):
+    """5xx, 429, timeouts, reset connections: trying again later can help."""
+
+    retryable = True
+
+
+class FatalApiError(ApiError):
+    """4xx other than 401/429, bad requests: retrying the same call cannot help."""
+
+
+class AuthError(FatalApiError):
+    """Login refused or the token was rejected after a fresh login."""
+
+    hint = "check POWERFLEX_USERNAME / POWERFLEX_PASSWORD"
+
+
+class TLSVerificationError(FatalApiError):
+    """The server's certificate did not verify."""
+
+    hint = "fix the certificate, point REQUESTS_CA_BUNDLE at its CA, or set POWERFLEX_VERIFY_TLS=false"
+
+
+class AnswerTooLargeError(ApiError):
+    """An answer exceeded the configured size limit (``POWERFLEX_MAX_ANSWER_BYTES``)."""
+
+    retryable = False
+    hint = "use a smaller window (--window-hours) or raise POWERFLEX_MAX_ANSWER_BYTES"
+
+
+class ParseError(PowerflexError):
+    """An answer could not be read as InfluxDB 1.7 JSON (malformed, truncated, wrong shape)."""
+
+    def __init__(self, message: str, *, measurement: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.measurement = measurement
+
+
+class AnswerErrorReported(ParseError):
+    """The answer itself reported an error (statement-level or top-level ``error``)."""
+
+
+class PartialAnswerError(ParseError):
+    """InfluxDB cut the answer (a final ``partial: true``): the window must be split."""
+
+    hint = "the answer was cut by the server's row limit; use a smaller window"
+
+
+class LakeError(PowerflexError):
+    """The lake could not be read or written."""
+
+
+class LockError(LakeError):
+    """Another writer holds the lake's lock for this measurement."""
+
+    hint = "another ingest is writing this measurement; wait for it or check `state show`"

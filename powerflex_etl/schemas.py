@@ -1,0 +1,138 @@
+"""The data contract: per measurement, which API fields become which lake columns, in which unit.
+
+Declared once; the parser, the normalizer, the lake and the views all read it from here
+(CONTRACT §2). A lake value is ``source value * scale``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+
+Kind = Literal["id", "number", "bool", "state"]
+
+CHARGING_STATES: tuple[str, ...] = ("UNPLUGGED", "ADAPTIVE", "IDLE", "READY", "NOT CHARGING")
+MEASUREMENTS: tuple[str, ...] = ("ct_response", "evse_request", "evse_response")
+
+TIME = "time"
+INGESTED_AT = "_ingested_at"
+RUN_ID = "_run_id"
+LINEAGE_COLUMNS: tuple[str, ...] = (INGESTED_AT, RUN_ID)
+TIME_TYPE = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One API field and the lake column it becomes."""
+
+    source: str
+    column: str
+    kind: Kind
+    scale: float = 1.0
+    # a negative value cannot be trusted (energy, currents): the row is rejected
+    non_negative: bool = False
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        if self.kind in ("id", "state"):
+            return pa.string()
+        if self.kind == "bool":
+            return pa.bool_()
+        return pa.float64()
+
+
+# ids and labels: strings, as sent ("03" stays "03"); order is the lake's column order
+_IDS = [
+    FieldSpec("evse_address", "evse_address", "id"),
+    FieldSpec("acn_id", "acn_id", "id"),
+    FieldSpec("acc_id", "acc_id", "id"),
+    FieldSpec("acg_id", "acg_id", "id"),
+    FieldSpec("acs_id", "acs_id", "id"),
+    FieldSpec("space_number", "space_number", "id"),
+    FieldSpec("evse_type", "evse_type", "id"),
+]
+_STATE = FieldSpec("charging_state", "charging_state", "state")
+_VERSION = FieldSpec("version", "version", "id")
+
+SPECS: dict[str, tuple[FieldSpec, ...]] = {
+    "ct_response": (
+        *_IDS,
+        FieldSpec("phases", "phases", "id"),
+        _STATE,
+        _VERSION,
+        FieldSpec("energy_delivered", "energy_delivered_kwh", "number", 1e-6, non_negative=True),
+        FieldSpec("mamps_actual", "current_actual_a", "number", 1e-3, non_negative=True),
+        FieldSpec("pilot_actual", "pilot_actual_a", "number", 1.0, non_negative=True),
+        FieldSpec("voltage", "voltage_v", "number", 1e-3),
+        # scale of power depends on the power_unit setting; see power_scale()
+        FieldSpec("power", "power_kw", "number", 1.0),
+        FieldSpec("peak_rate", "peak_rate", "number", 1.0),
+    ),
+    "evse_request": (
+        *_IDS,
+        _STATE,
+        _VERSION,
+        FieldSpec("mamps_last", "current_last_a", "number", 1e-3, non_negative=True),
+        FieldSpec("mamps_limit", "current_limit_a", "number", 1e-3, non_negative=True),
+        FieldSpec("mamps_rampdown", "current_rampdown_a", "number", 1e-3, non_negative=True),
+    ),
+    "evse_response": (
+        *_IDS,
+        _STATE,
+        _VERSION,
+        FieldSpec("connected", "connected", "bool"),
+        FieldSpec("contactor", "contactor", "bool"),
+        FieldSpec("mamps_last", "current_last_a", "number", 1e-3, non_negative=True),
+        FieldSpec("response_period", "response_period", "number", 1.0),
+    ),
+}
+
+_POWER_SCALE = {"kW": 1.0, "W": 1e-3, "mW": 1e-6}
+
+
+def power_scale(unit: str) -> float:
+    """Factor turning the API's ``power`` (in ``unit``) into kW."""
+    return _POWER_SCALE[unit]
+
+
+def specs(measurement: str) -> tuple[FieldSpec, ...]:
+    """The field specs of a measurement; raises KeyError for an unknown one."""
+    return SPECS[measurement]
+
+
+def source_kinds(measurement: str) -> dict[str, Kind]:
+    """API field name -> kind, for the parser's typed decoding (``time`` excluded)."""
+    return {f.source: f.kind for f in SPECS[measurement]}
+
+
+def arrow_schema(measurement: str, extra: pa.Schema | None = None) -> pa.Schema:
+    """The lake schema: time, the contract's columns, extra (unknown) fields, lineage."""
+    fields = [pa.field(TIME, TIME_TYPE, nullable=False)]
+    fields += [pa.field(f.column, f.arrow_type) for f in SPECS[measurement]]
+    known = {f.name for f in fields} | set(LINEAGE_COLUMNS)
+    if extra is not None:
+        fields += [f for f in extra if f.name not in known]
+    fields += [pa.field(INGESTED_AT, TIME_TYPE), pa.field(RUN_ID, pa.string())]
+    return pa.schema(fields)
+
+
+REJECTS_SCHEMA = pa.schema(
+    [
+        pa.field("measurement", pa.string(), nullable=False),
+        # stable id of (measurement, raw row): the same bad row is stored once
+        pa.field("reject_id", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("raw", pa.string(), nullable=False),
+        # the row's own time when it parsed, else null
+        pa.field(TIME, TIME_TYPE),
+        pa.field("window_start", TIME_TYPE),
+        pa.field("window_end", TIME_TYPE),
+        pa.field(INGESTED_AT, TIME_TYPE),
+        pa.field(RUN_ID, pa.string()),
+    ]
+)
+
+# columns that identify a row: one row per (evse_address, time) per measurement
+KEY_COLUMNS: tuple[str, ...] = ("evse_address", TIME)
