@@ -136,3 +136,40 @@ REJECTS_SCHEMA = pa.schema(
 
 # columns that identify a row: one row per (evse_address, time) per measurement
 KEY_COLUMNS: tuple[str, ...] = ("evse_address", TIME)
+
+# Demand Charge Mitigation snapshots: one row per signal / month per snapshot
+DCM_SCHEMAS: dict[str, pa.Schema] = {
+    "external_signals": pa.schema(
+        [
+            pa.field("snapshot_at", TIME_TYPE, nullable=False),
+            pa.field("acc_id", pa.string(), nullable=False),
+            pa.field("name", pa.string(), nullable=False),
+            pa.field("max_load", pa.float64()),
+            pa.field("max_load_unit", pa.string()),
+            pa.field("is_enabled", pa.bool_()),
+            pa.field(RUN_ID, pa.string()),
+        ]
+    ),
+    "target_peak_power": pa.schema(
+        [
+            pa.field("snapshot_at", TIME_TYPE, nullable=False),
+            pa.field("acc_id", pa.string(), nullable=False),
+            pa.field("month", pa.string(), nullable=False),  # "Jan".."Dec", as the API names them
+            pa.field("month_num", pa.int8(), nullable=False),  # 1..12
+            pa.field("target_peak_power_kw", pa.float64()),
+            pa.field(RUN_ID, pa.string()),
+        ]
+    ),
+}
+
+# every table the lake holds, by its directory name under <lake>/
+LAKE_TABLES: tuple[str, ...] = (*MEASUREMENTS, "rejects", *DCM_SCHEMAS)
+
+
+def table_schema(name: str) -> pa.Schema:
+    """The Arrow schema of any lake table (a measurement, ``rejects``, a DCM snapshot)."""
+    if name in SPECS:
+        return arrow_schema(name)
+    if name == "rejects":
+        return REJECTS_SCHEMA
+    return DCM_SCHEMAS[name]
