@@ -4,4 +4,6 @@ from __future__ import annotations
 
 import typer
 
-api_app = typer.Typer(help="Call the PowerFlex API directly; answers are printed as JSON.", no_args_is_help=True)
+api_app = typer.Typer(
+    help="Call the PowerFlex API directly; answers are printed as JSON.", no_args_is_help=True
+)

@@ -29,7 +29,13 @@ class PowerflexClient:
         raise NotImplementedError
 
     def set_external_signal(
-        self, acc_id: str | int, *, name: str, max_load: float, max_load_unit: Literal["kW", "A"], is_enabled: bool
+        self,
+        acc_id: str | int,
+        *,
+        name: str,
+        max_load: float,
+        max_load_unit: Literal["kW", "A"],
+        is_enabled: bool,
     ) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -42,7 +48,9 @@ class PowerflexClient:
     def set_target_peak_power(self, acc_id: str | int, months: Mapping[str, int]) -> dict[str, int]:
         raise NotImplementedError
 
-    def set_max_power_schedule(self, acc_id: str | int, schedule: Mapping[str, Any]) -> dict[str, Any]:
+    def set_max_power_schedule(
+        self, acc_id: str | int, schedule: Mapping[str, Any]
+    ) -> dict[str, Any]:
         raise NotImplementedError
 
     def close(self) -> None:

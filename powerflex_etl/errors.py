@@ -100,7 +100,9 @@ class AuthError(FatalApiError):
 class TLSVerificationError(FatalApiError):
     """The server's certificate did not verify."""
 
-    hint = "fix the certificate, point REQUESTS_CA_BUNDLE at its CA, or set POWERFLEX_VERIFY_TLS=false"
+    hint = (
+        "fix the certificate, point REQUESTS_CA_BUNDLE at its CA, or set POWERFLEX_VERIFY_TLS=false"
+    )
 
 
 class AnswerTooLargeError(ApiError):

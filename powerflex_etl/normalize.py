@@ -38,7 +38,9 @@ class NormalizeStats:
 
 @dataclass
 class NormalizeResult:
-    table: pa.Table  # schemas.arrow_schema(measurement, extra) exactly, sorted by (evse_address, time)
+    table: (
+        pa.Table
+    )  # schemas.arrow_schema(measurement, extra) exactly, sorted by (evse_address, time)
     rejects: pa.Table  # schemas.REJECTS_SCHEMA
     stats: NormalizeStats = field(default_factory=NormalizeStats)
 

@@ -16,6 +16,8 @@ def build_catalog(lake: str, *, catalog_path: str | None = None) -> Path:
     raise NotImplementedError
 
 
-def connect(lake: str | None = None, *, catalog_path: str | None = None, **_: Any) -> duckdb.DuckDBPyConnection:
+def connect(
+    lake: str | None = None, *, catalog_path: str | None = None, **_: Any
+) -> duckdb.DuckDBPyConnection:
     """A read-only connection with every view; builds the catalog first if it is missing."""
     raise NotImplementedError

@@ -19,7 +19,10 @@ def parse_time(text: str, *, name: str = "time") -> datetime:
             return datetime(d.year, d.month, d.day, tzinfo=UTC)
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"{name}: {text!r} is not an ISO date or datetime", hint="e.g. 2024-06-01 or 2024-06-01T06:00")
+        raise ConfigError(
+            f"{name}: {text!r} is not an ISO date or datetime",
+            hint="e.g. 2024-06-01 or 2024-06-01T06:00",
+        )
     return as_utc(dt)
 
 
@@ -51,7 +54,9 @@ class Window:
         object.__setattr__(self, "start", as_utc(self.start))
         object.__setattr__(self, "end", as_utc(self.end))
         if self.end <= self.start:
-            raise ConfigError(f"empty window: end {self.end.isoformat()} is not after start {self.start.isoformat()}")
+            raise ConfigError(
+                f"empty window: end {self.end.isoformat()} is not after start {self.start.isoformat()}"
+            )
 
     @property
     def start_us(self) -> int:
