@@ -138,3 +138,23 @@ class LockError(LakeError):
     """Another writer holds the lake's lock for this measurement."""
 
     hint = "another ingest is writing this measurement; wait for it or check `state show`"
+
+
+class WindowError(PowerflexError):
+    """One (measurement, window) could not be ingested; nothing of it was committed.
+
+    Wraps the cause so the message names the measurement and window once, and keeps
+    whether retrying can help.
+    """
+
+    def __init__(self, measurement: str, window: object, cause: BaseException) -> None:
+        hint = getattr(cause, "hint", "") or None
+        super().__init__(f"{measurement} {window}: {cause}", hint=hint)
+        self.measurement = measurement
+        self.window = window
+        self.cause = cause
+        self.retryable = bool(getattr(cause, "retryable", False))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # picklable across Prefect/Dask workers
+        return (WindowError, (self.measurement, self.window, self.cause))
