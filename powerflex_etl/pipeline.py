@@ -25,7 +25,7 @@ from .errors import (
     WindowError,
 )
 from .schemas import MEASUREMENTS
-from .windows import Window, split
+from .windows import Window, as_utc, parse_time, split
 
 if TYPE_CHECKING:
     from .client import PowerflexClient
@@ -117,6 +117,38 @@ def incremental_start(
     if mark is None:
         return now - timedelta(hours=24)
     return mark - timedelta(hours=lookback_hours)
+
+
+def plan_run(
+    state: State,
+    measurements: Iterable[str] | None,
+    start: str | datetime | None,
+    end: str | datetime | None,
+    *,
+    settings: Settings,
+    now: datetime | None = None,
+) -> list[tuple[str, Window]]:
+    """The (measurement, window) pairs of a run; without ``start``, incremental per measurement."""
+    ms = check_measurements(measurements)
+    now = now or datetime.now(UTC).replace(microsecond=0)
+    end_dt = _as_time(end, "--end") if end is not None else now
+    work: list[tuple[str, Window]] = []
+    for m in ms:
+        if start is not None:
+            start_dt = _as_time(start, "--start")
+        else:
+            start_dt = incremental_start(state, m, now, settings.lookback_hours)
+        if start_dt >= end_dt and start is not None:
+            raise ConfigError(
+                f"--start {start_dt.isoformat()} is not before --end {end_dt.isoformat()}"
+            )
+        if start_dt < end_dt:
+            work += plan([m], start_dt, end_dt, settings.window_hours)
+    return work
+
+
+def _as_time(value: str | datetime, name: str) -> datetime:
+    return parse_time(value, name=name) if isinstance(value, str) else as_utc(value)
 
 
 def _is_timeout(err: PowerflexError) -> bool:
@@ -245,18 +277,39 @@ class RunResult:
     def ok(self) -> bool:
         return not self.failures
 
-    def totals(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for s in self.summaries:
-            t = out.setdefault(
-                s.measurement, {"windows": 0, "points": 0, "rows": 0, "rejects": 0, "duplicates": 0}
-            )
+    def report(self) -> dict[str, Any]:
+        """The run's summary: per-measurement totals, the unit check, failures, watermarks."""
+        per: dict[str, dict[str, Any]] = {}
+        for s in sorted(self.summaries, key=lambda x: (x.measurement, x.window_start)):
+            t = per.setdefault(s.measurement, dict.fromkeys(_TOTALS, 0))
             t["windows"] += 1
-            t["points"] += s.points
-            t["rows"] += s.rows
-            t["rejects"] += s.rejects
-            t["duplicates"] += s.duplicates
-        return out
+            for k in _TOTALS[1:]:
+                t[k] += getattr(s, k)
+            if s.unit_check and (not s.unit_check_ok or "unit_check" not in t):
+                t["unit_check"], t["unit_check_ok"] = s.unit_check, s.unit_check_ok
+        return {
+            "run_id": self.run_id,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "measurements": per,
+            "failures": [e.one_line() for _, _, e in self.failures],
+            "watermarks": self.watermarks,
+        }
+
+
+_TOTALS = (
+    "windows",
+    "points",
+    "rows",
+    "rejects",
+    "new_rejects",
+    "duplicates",
+    "outside_window",
+    "out_of_scope",
+    "slots",
+    "splits",
+    "bytes",
+)
 
 
 def run_windows(
