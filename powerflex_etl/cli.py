@@ -1,13 +1,22 @@
-"""`powerflex-etl`: a thin Typer layer; every command's logic lives in the library or flows/."""
+"""`powerflex-etl`: a thin Typer layer; every command's logic lives in the library or flows/.
+
+Imports are lazy so `powerflex-etl --help` and `query` start fast.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import sys
+from enum import StrEnum
+from typing import Annotated, Any
 
+import click
 import typer
 
 from .cli_api import api_app
-from .errors import PowerflexError
+from .errors import ConfigError, PowerflexError
 
 app = typer.Typer(
     help="PowerFlex EV-charging telemetry into a Parquet lake with DuckDB views.",
@@ -16,20 +25,268 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(api_app, name="api")
+state_app = typer.Typer(
+    help="Watermarks and committed windows under <lake>/_state.", no_args_is_help=True
+)
+app.add_typer(state_app, name="state")
+
+
+class Engine(StrEnum):
+    prefect = "prefect"
+    local = "local"
+
+
+class Fmt(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+LakeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lake", help="Lake directory or s3://bucket/prefix (POWERFLEX_LAKE; default ./lake)."
+    ),
+]
+MeasOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--measurement",
+        "-m",
+        help="ct_response, evse_request or evse_response; repeatable (default: all).",
+    ),
+]
+StartOpt = Annotated[
+    str | None, typer.Option("--start", help="ISO date/datetime, UTC unless it says otherwise.")
+]
+EndOpt = Annotated[
+    str | None, typer.Option("--end", help="ISO date/datetime, exclusive (default: now).")
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", help="API base URL (POWERFLEX_BASE_URL).")
+]
+WindowOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--window-hours", help="Window size in hours (POWERFLEX_WINDOW_HOURS; default 6)."
+    ),
+]
+
+
+def _settings(**overrides: Any) -> Any:
+    from .settings import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except Exception as err:  # pydantic's ValidationError: one line per bad field
+        raise ConfigError(
+            f"bad settings: {err}".splitlines()[0] + " " + " ".join(str(err).splitlines()[1:3])
+        )
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("powerflex_etl")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+    # Prefect's own console chatter only when asked for
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def _echo_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@app.command()
+def ingest(
+    start: StartOpt = None,
+    end: EndOpt = None,
+    measurement: MeasOpt = None,
+    lake: LakeOpt = None,
+    base_url: BaseUrlOpt = None,
+    window_hours: WindowOpt = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="prefect: run the Prefect flow; local: the same steps without Prefect.",
+            envvar="POWERFLEX_ENGINE",
+        ),
+    ] = Engine.prefect,
+    workers: Annotated[int, typer.Option(help="Windows in flight at once.")] = 4,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Ingest measurements over [--start, --end); without --start, incrementally from the watermark."""
+    _setup_logging(verbose)
+    s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
+    from .runner import run
+
+    report = run(
+        s, start=start, end=end, measurements=measurement, engine=engine.value, workers=workers
+    )
+    _echo_json(report)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="ISO date/datetime (UTC).")],
+    end: Annotated[str, typer.Option("--end", help="ISO date/datetime, exclusive.")],
+    measurement: MeasOpt = None,
+    workers: Annotated[
+        int, typer.Option(help="Windows in flight at once (memory stays flat).")
+    ] = 4,
+    lake: LakeOpt = None,
+    base_url: BaseUrlOpt = None,
+    window_hours: WindowOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the windows and an estimate of points; fetch nothing."
+        ),
+    ] = False,
+    redo: Annotated[
+        bool, typer.Option("--redo", help="Also redo windows already committed.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Ingest a long range in parallel windows; resumes without redoing committed windows."""
+    _setup_logging(verbose)
+    s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
+    from .runner import backfill as run_backfill
+
+    report = run_backfill(
+        s,
+        start=start,
+        end=end,
+        measurements=measurement,
+        workers=workers,
+        dry_run=dry_run,
+        redo=redo,
+    )
+    _echo_json(report)
+
+
+@app.command()
+def query(
+    sql: Annotated[
+        str, typer.Argument(help="SQL over the views (ct_response, charging_sessions, ...).")
+    ],
+    format: Annotated[
+        Fmt, typer.Option("--format", "-f", help="table, csv (header + rows) or json.")
+    ] = Fmt.table,
+    lake: LakeOpt = None,
+) -> None:
+    """Run SQL on the lake's views (builds the catalog if missing; opens it read-only)."""
+    s = _settings(lake=lake)
+    from .query import run_query
+    from .views import connect
+
+    con = connect(s.lake, catalog_path=s.catalog_path)
+    try:
+        out = run_query(con, sql, format.value)
+    finally:
+        con.close()
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
+
+
+@app.command()
+def demo(
+    lake: LakeOpt = None,
+    days: Annotated[int, typer.Option(help="Days of telemetry to ingest.")] = 3,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="Run through Prefect (default) or without it.", envvar="POWERFLEX_ENGINE"
+        ),
+    ] = Engine.prefect,
+) -> None:
+    """Start the embedded simulator, ingest a few days of everything, build the views, summarize."""
+    _setup_logging(False)
+    from .demo import run_demo
+
+    run_demo(
+        lake=lake or os.environ.get("POWERFLEX_LAKE") or "./lake",
+        days=days,
+        seed=seed,
+        engine=engine.value,
+    )
+
+
+@app.command()
+def simulator(
+    port: Annotated[int, typer.Option(help="TCP port (0 = a free one).")] = 9443,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (loopback by default).")
+    ] = "127.0.0.1",
+    seed: Annotated[int, typer.Option(help="Seed for the replayed data.")] = 0,
+    sample_period: Annotated[
+        float, typer.Option(help="ct_response sample period in seconds.")
+    ] = 60.0,
+) -> None:
+    """Serve the PowerFlex API simulator alone (Ctrl-C to stop)."""
+    from .simulator import SimulatorConfig, serve
+
+    serve(SimulatorConfig(seed=seed, sample_period_s=sample_period), host=host, port=port)
+
+
+@state_app.command("show")
+def state_show(measurement: MeasOpt = None, lake: LakeOpt = None) -> None:
+    """Watermarks, last committed window and rows per measurement."""
+    s = _settings(lake=lake)
+    from .lake import Lake
+    from .state import State
+
+    summary = State(Lake(s.lake)).summary()
+    if measurement:
+        summary = {k: v for k, v in summary.items() if k in measurement}
+    _echo_json(summary)
+
+
+@state_app.command("reset")
+def state_reset(
+    measurement: MeasOpt = None,
+    lake: LakeOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Forget watermarks and window records (never the data): the next run starts afresh."""
+    s = _settings(lake=lake)
+    from .lake import Lake
+    from .pipeline import check_measurements
+    from .state import State
+
+    targets = check_measurements(measurement)
+    if not yes and not typer.confirm(f"reset state of {', '.join(targets)} in {s.lake}?"):
+        raise typer.Abort()
+    st = State(Lake(s.lake))
+    for m in targets:
+        st.reset(m)
+    typer.echo(f"reset: {', '.join(targets)}")
 
 
 def main() -> None:
-    """Console entry point: a PowerflexError becomes one line on stderr and exit 1."""
+    """Console entry point: any failure is one line on stderr (the last line) and a non-zero exit."""
     try:
-        app(standalone_mode=False)
+        rv = app(standalone_mode=False)
     except PowerflexError as err:
-        print(f"powerflex-etl: error: {err.one_line()}", file=sys.stderr, flush=True)
-        sys.exit(1)
-    except typer.Exit as ex:
-        sys.exit(ex.exit_code)
-    except typer.Abort:
-        print("powerflex-etl: aborted", file=sys.stderr)
-        sys.exit(130)
+        _die(err.one_line())
+    except click.exceptions.Abort:
+        _die("aborted", 130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
-        print("powerflex-etl: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _die("interrupted", 130)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _die(message: str, code: int = 1) -> None:
+    from .errors import redact
+
+    sys.stdout.flush()
+    sys.stderr.write(f"powerflex-etl: error: {redact(message)}\n")
+    sys.stderr.flush()
+    sys.exit(code)

@@ -1,0 +1,3 @@
+from powerflex_etl.cli import main
+
+main()
