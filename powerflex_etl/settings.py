@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MEASUREMENTS: tuple[str, ...] = ("ct_response", "evse_request", "evse_response")
 
@@ -47,9 +47,9 @@ class Settings(BaseSettings):
     window_hours: float = Field(6.0, gt=0)
     lookback_hours: float = Field(2.0, ge=0)
     # optional client-side scoping: comma-separated ids
-    acn_id: list[str] = Field(default_factory=list)
-    acc_id: list[str] = Field(default_factory=list)
-    acs_id: list[str] = Field(default_factory=list)
+    acn_id: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    acc_id: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    acs_id: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("base_url")
     @classmethod
