@@ -21,7 +21,7 @@ from powerflex_etl import runner
 from powerflex_etl.lake import Lake
 from powerflex_etl.schemas import LINEAGE_COLUMNS, MEASUREMENTS, SPECS
 from powerflex_etl.settings import Settings
-from powerflex_etl.simulator import Faults, SimulatorConfig, start_simulator
+from powerflex_etl.simulator import SimulatorConfig, start_simulator
 
 T0 = datetime(2021, 6, 1, tzinfo=UTC)
 H = timedelta(hours=1)
