@@ -74,6 +74,7 @@ def run_ingest(
     overrides: dict[str, Any],
     run_id: str,
     advance_watermark: bool = True,
+    skip_committed: bool = False,
     task_retry_delay_s: float | None = None,
 ) -> dict[str, Any]:
     """The flow body (shared with the backfill flow): plan, submit, wait, record, refresh."""
@@ -81,6 +82,10 @@ def run_ingest(
     s = _runtime.settings(overrides)
     _lake, state = _runtime.lake_and_state(s)
     work = pipeline.plan_run(state, measurements, start, end, settings=s)
+    if skip_committed:
+        done = pipeline.committed_keys(state, {m for m, _ in work})
+        work = [(m, w) for m, w in work if (m, w.start, w.end) not in done]
+        logger.info("%d windows to run (%d already committed)", len(work), len(done))
     window_task = ingest_window_task
     if task_retry_delay_s is not None:
         window_task = ingest_window_task.with_options(retry_delay_seconds=task_retry_delay_s)

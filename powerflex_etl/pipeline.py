@@ -147,6 +147,15 @@ def plan_run(
     return work
 
 
+def committed_keys(
+    state: State, measurements: Iterable[str]
+) -> set[tuple[str, datetime, datetime]]:
+    """(measurement, start, end) of every window already committed: what a resumed backfill skips."""
+    return {
+        (m, r.window.start, r.window.end) for m in measurements for r in state.committed_windows(m)
+    }
+
+
 def _as_time(value: str | datetime, name: str) -> datetime:
     return parse_time(value, name=name) if isinstance(value, str) else as_utc(value)
 

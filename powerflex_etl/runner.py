@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import ConfigError
-from .pipeline import RunResult, WindowSummary, new_run_id, plan_run, run_windows
+from .pipeline import RunResult, WindowSummary, committed_keys, new_run_id, plan_run, run_windows
 from .settings import Settings
 from .windows import Window
 
@@ -73,11 +73,7 @@ def _run_local(
     work = plan_run(state, measurements, start, end, settings=s)
     skip = None
     if skip_committed:
-        done = {
-            (r.measurement, r.window.start, r.window.end)
-            for m in {m for m, _ in work}
-            for r in state.committed_windows(m)
-        }
+        done = committed_keys(state, {m for m, _ in work})
 
         def skip(m: str, w: Window) -> bool:
             return (m, w.start, w.end) in done
