@@ -36,6 +36,11 @@ class Engine(StrEnum):
     local = "local"
 
 
+class Executor(StrEnum):
+    threads = "threads"
+    dask = "dask"
+
+
 class Fmt(StrEnum):
     table = "table"
     csv = "csv"
@@ -150,6 +155,13 @@ def backfill(
     redo: Annotated[
         bool, typer.Option("--redo", help="Also redo windows already committed.")
     ] = False,
+    executor: Annotated[
+        Executor, typer.Option(help="threads: a local thread pool; dask: Prefect's DaskTaskRunner.")
+    ] = Executor.threads,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(help="Scheduler address of an existing Dask cluster (else a local one)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Ingest a long range in parallel windows; resumes without redoing committed windows."""
@@ -165,6 +177,8 @@ def backfill(
         workers=workers,
         dry_run=dry_run,
         redo=redo,
+        executor=executor.value,
+        dask_address=dask_address,
     )
     _echo_json(report)
 

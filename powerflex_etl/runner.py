@@ -119,8 +119,15 @@ def backfill(
     workers: int = 4,
     dry_run: bool = False,
     redo: bool = False,
+    executor: str = "threads",
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
-    """A long range in parallel windows; committed windows are skipped unless ``redo``."""
+    """A long range in parallel windows; committed windows are skipped unless ``redo``.
+
+    ``threads``: the library's bounded thread pool with a progress bar. ``dask``: the Prefect
+    backfill flow on prefect-dask's DaskTaskRunner (a local cluster, or ``dask_address``);
+    every worker process builds its own client from its environment.
+    """
     from .lake import Lake
     from .state import State
 
@@ -128,6 +135,21 @@ def backfill(
     work = plan_run(state, measurements, start, end, settings=s)
     if dry_run:
         return _dry_run(state, work, redo)
+    if executor == "dask":
+        from flows.backfill import backfill_with
+
+        flow = backfill_with("dask", workers, dask_address)
+        result: dict[str, Any] = flow(
+            start=start,
+            end=end,
+            measurements=measurements,
+            window_hours=s.window_hours,
+            lake=s.lake,
+            redo=redo,
+        )
+        return result
+    if executor != "threads":
+        raise ConfigError(f"unknown executor {executor!r}", hint="use threads or dask")
     return _run_local(
         s,
         start=start,
