@@ -15,4 +15,5 @@ for _k in [k for k in os.environ if k.startswith("POWERFLEX_")]:
 pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.prefect",
+    "tests.fixtures.s3",
 ]
