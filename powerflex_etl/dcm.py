@@ -1,0 +1,284 @@
+"""Demand Charge Mitigation snapshots: the DCM endpoints' answers, as immutable lake files.
+
+Each snapshot of one ``acc_id`` becomes two small files (CONTRACT §3-§4)::
+
+    <lake>/external_signals/date=YYYY-MM-DD/snap-<key>.parquet    one row per signal
+    <lake>/target_peak_power/date=YYYY-MM-DD/snap-<key>.parquet   one row per month
+
+with exactly the columns of ``schemas.DCM_SCHEMAS``. The conversion from the API's
+answer to Arrow is pure (:func:`external_signals_table`, :func:`target_peak_power_table`)
+and validates as it goes, so nothing is written from an answer that cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pyarrow as pa
+
+from .errors import ConfigError, LakeError, ParseError
+from .schemas import DCM_SCHEMAS, RUN_ID
+
+if TYPE_CHECKING:
+    from .lake import Lake
+
+MONTHS: tuple[str, ...] = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+_MONTH_NUM = {m.lower(): i for i, m in enumerate(MONTHS, start=1)}
+LOAD_UNITS: tuple[str, ...] = ("kW", "A")
+
+# an acc_id ends up in a file name: only what is safe there, whatever the API says
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
+
+EXTERNAL_SIGNALS_ENDPOINT = "get_external_signal"
+TARGET_PEAK_ENDPOINT = "get_target_peak_power_kW"
+
+
+class DcmClient(Protocol):
+    """The two client methods a snapshot needs (``PowerflexClient`` has them)."""
+
+    def get_external_signal(self, acc_id: str | int, name: str | None = None) -> dict[str, Any]: ...
+
+    def get_target_peak_power(self, acc_id: str | int) -> dict[str, int]: ...
+
+
+def check_acc_id(acc_id: str) -> str:
+    """``acc_id`` unchanged if it can name a file safely; a ConfigError otherwise."""
+    if not isinstance(acc_id, str) or not _SAFE_ID.match(acc_id):
+        raise ConfigError(
+            f"dcm: acc_id {acc_id!r} cannot be stored safely",
+            hint="use the site's id as the lake shows it, e.g. 03 (letters, digits, _ or -)",
+        )
+    return acc_id
+
+
+def _utc(at: datetime) -> datetime:
+    # CONTRACT §5: a time without a zone is UTC
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _bad(acc_id: str, endpoint: str, what: str) -> ParseError:
+    return ParseError(
+        f"dcm acc_id {acc_id} {endpoint}: {what}",
+        hint="nothing was written for this acc_id; check the API's answer and retry",
+    )
+
+
+def _number(value: object, acc_id: str, endpoint: str, field: str) -> float | None:
+    """A finite float from a JSON number (null stays null); anything else is an error."""
+    if value is None:
+        return None
+    # bool is an int in Python but never a load or a power
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(acc_id, endpoint, f"{field} is not a number: {value!r}"[:200])
+    out = float(value)
+    if not math.isfinite(out) or out < 0:
+        raise _bad(acc_id, endpoint, f"{field} must be a finite number >= 0, got {value!r}")
+    return out
+
+
+def _signals(answer: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The answer's signals as (name, signal) pairs; a single-signal answer is one pair."""
+    if "max_load" in answer and not isinstance(answer.get("max_load"), Mapping):
+        return [(str(answer.get("name", "")), answer)]
+    return [(str(k), v) for k, v in answer.items()]
+
+
+def external_signals_table(acc_id: str, answer: object, *, run_id: str, at: datetime) -> pa.Table:
+    """Rows of ``DCM_SCHEMAS["external_signals"]`` from a ``get_external_signal`` answer.
+
+    ``answer`` is ``{name: {name, max_load, max_load_unit, is_enabled}}`` (all signals)
+    or one signal. Raises :class:`ParseError` naming the acc_id and endpoint when a
+    value cannot be trusted (non-numeric load, unknown unit, non-boolean flag).
+    """
+    ep = EXTERNAL_SIGNALS_ENDPOINT
+    if not isinstance(answer, Mapping):
+        raise _bad(acc_id, ep, f"expected a JSON object, got {type(answer).__name__}")
+    names: list[str] = []
+    loads: list[float | None] = []
+    units: list[str | None] = []
+    enabled: list[bool | None] = []
+    for key, sig in _signals(answer):
+        if not isinstance(sig, Mapping):
+            raise _bad(acc_id, ep, f"signal {key!r} is not an object")
+        name = sig.get("name", key)
+        if not isinstance(name, str) or not name:
+            raise _bad(acc_id, ep, f"signal {key!r} has no usable name")
+        unit = sig.get("max_load_unit")
+        if unit is not None and unit not in LOAD_UNITS:
+            raise _bad(acc_id, ep, f"signal {name!r}: max_load_unit {unit!r} is not kW or A")
+        flag = sig.get("is_enabled")
+        if flag is not None and not isinstance(flag, bool):
+            raise _bad(acc_id, ep, f"signal {name!r}: is_enabled {flag!r} is not true/false")
+        names.append(name)
+        loads.append(_number(sig.get("max_load"), acc_id, ep, f"signal {name!r} max_load"))
+        units.append(unit)
+        enabled.append(flag)
+    n = len(names)
+    schema = DCM_SCHEMAS["external_signals"]
+    return pa.table(
+        {
+            "snapshot_at": pa.array([_utc(at)] * n, schema.field("snapshot_at").type),
+            "acc_id": pa.array([acc_id] * n, pa.string()),
+            "name": pa.array(names, pa.string()),
+            "max_load": pa.array(loads, pa.float64()),
+            "max_load_unit": pa.array(units, pa.string()),
+            "is_enabled": pa.array(enabled, pa.bool_()),
+            RUN_ID: pa.array([run_id] * n, pa.string()),
+        },
+        schema=schema,
+    )
+
+
+def target_peak_power_table(acc_id: str, answer: object, *, run_id: str, at: datetime) -> pa.Table:
+    """Rows of ``DCM_SCHEMAS["target_peak_power"]`` (in calendar order) from ``{"Jan": kW, ...}``.
+
+    Month names are matched case-insensitively and stored as the API spells them
+    ("Jan".."Dec"); months the answer omits get no row. Unknown month names and
+    non-numeric values raise :class:`ParseError` naming the acc_id and endpoint.
+    """
+    ep = TARGET_PEAK_ENDPOINT
+    if not isinstance(answer, Mapping):
+        raise _bad(acc_id, ep, f"expected a JSON object, got {type(answer).__name__}")
+    by_num: dict[int, float | None] = {}
+    for key, value in answer.items():
+        num = _MONTH_NUM.get(str(key).strip().lower())
+        if num is None:
+            raise _bad(acc_id, ep, f"unknown month {str(key)[:40]!r} (expected Jan..Dec)")
+        if num in by_num:
+            raise _bad(acc_id, ep, f"month {MONTHS[num - 1]} given twice")
+        by_num[num] = _number(value, acc_id, ep, f"{MONTHS[num - 1]} target")
+    nums = sorted(by_num)
+    n = len(nums)
+    schema = DCM_SCHEMAS["target_peak_power"]
+    return pa.table(
+        {
+            "snapshot_at": pa.array([_utc(at)] * n, schema.field("snapshot_at").type),
+            "acc_id": pa.array([acc_id] * n, pa.string()),
+            "month": pa.array([MONTHS[i - 1] for i in nums], pa.string()),
+            "month_num": pa.array(nums, pa.int8()),
+            "target_peak_power_kw": pa.array([by_num[i] for i in nums], pa.float64()),
+            RUN_ID: pa.array([run_id] * n, pa.string()),
+        },
+        schema=schema,
+    )
+
+
+def snapshot_key(acc_id: str, *, run_id: str, at: datetime) -> str:
+    """The file key of one snapshot: sorts by time, names the acc_id, same key on a rerun."""
+    safe_run = re.sub(r"[^A-Za-z0-9_\-]", "", run_id)[:32]
+    return f"{_utc(at):%Y%m%dT%H%M%S%fZ}-acc{check_acc_id(acc_id)}-{safe_run}"
+
+
+def fetch(client: DcmClient, acc_id: str, *, run_id: str, at: datetime) -> dict[str, pa.Table]:
+    """Both endpoints of one acc_id, validated: ``{"external_signals": t, "target_peak_power": t}``."""
+    check_acc_id(acc_id)
+    signals = client.get_external_signal(acc_id)
+    targets = client.get_target_peak_power(acc_id)
+    return {
+        "external_signals": external_signals_table(acc_id, signals, run_id=run_id, at=at),
+        "target_peak_power": target_peak_power_table(acc_id, targets, run_id=run_id, at=at),
+    }
+
+
+def write(
+    lake: Lake, acc_id: str, tables: Mapping[str, pa.Table], *, run_id: str, at: datetime
+) -> dict[str, int]:
+    """Write one acc_id's fetched tables, one immutable file each; returns rows per table."""
+    key = snapshot_key(acc_id, run_id=run_id, at=at)
+    rows: dict[str, int] = {}
+    for name, table in tables.items():
+        lake.write_snapshot(name, table, key)
+        rows[name] = table.num_rows
+    return rows
+
+
+def snapshot_one(
+    client: DcmClient, lake: Lake, acc_id: str, *, run_id: str, at: datetime
+) -> dict[str, Any]:
+    """Fetch, validate and write one acc_id; a failure before the write writes nothing."""
+    rows = write(lake, acc_id, fetch(client, acc_id, run_id=run_id, at=at), run_id=run_id, at=at)
+    return {"acc_id": acc_id, **rows}
+
+
+def snapshot(
+    client: DcmClient,
+    lake: Lake,
+    acc_ids: Sequence[str],
+    *,
+    run_id: str,
+    at: datetime,
+) -> dict[str, Any]:
+    """Snapshot the DCM endpoints of every acc_id into the lake.
+
+    Every acc_id is fetched and validated before anything is written, so a bad answer
+    (or an unreachable endpoint) for any of them writes nothing at all. Returns
+    ``{"run_id", "snapshot_at", "acc_ids", "external_signals": rows, "target_peak_power": rows}``.
+    """
+    ids = list(dict.fromkeys(acc_ids))  # keep order, drop repeats
+    if not ids:
+        raise ConfigError(
+            "dcm: no acc_id to snapshot",
+            hint="pass --acc-id ID, or ingest ct_response first so the lake knows its sites",
+        )
+    fetched = {a: fetch(client, a, run_id=run_id, at=at) for a in ids}
+    totals = {"external_signals": 0, "target_peak_power": 0}
+    for acc_id, tables in fetched.items():
+        for name, n in write(lake, acc_id, tables, run_id=run_id, at=at).items():
+            totals[name] += n
+    return {
+        "run_id": run_id,
+        "snapshot_at": _utc(at).isoformat(),
+        "acc_ids": ids,
+        **totals,
+    }
+
+
+def acc_ids_in_lake(lake: Lake | str) -> list[str]:
+    """Every distinct, non-null ``acc_id`` in the lake's ``ct_response`` files, sorted.
+
+    Reads only that column of the Parquet files (local or through fsspec); a lake
+    without ct_response gives ``[]``.
+    """
+    import fsspec
+    import pyarrow.dataset as ds
+
+    url = lake if isinstance(lake, str) else lake.url
+    fs, root = fsspec.core.url_to_fs(url.rstrip("/") + "/ct_response")
+    try:
+        # staged or hidden files are not part of the lake yet
+        files = sorted(
+            p
+            for p in fs.find(root)
+            if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith((".", "_"))
+        )
+    except FileNotFoundError:
+        return []
+    if not files:
+        return []
+    try:
+        dataset = ds.dataset(files, filesystem=fs, format="parquet")
+        column = dataset.to_table(columns=["acc_id"]).column("acc_id")
+    except (OSError, pa.ArrowInvalid, KeyError) as err:
+        raise LakeError(
+            f"dcm: cannot read acc_id from {url}/ct_response: {err}",
+            hint="check the lake path, or pass --acc-id explicitly",
+        )
+    values = column.cast(pa.string()).unique().drop_null().to_pylist()
+    return sorted(str(v) for v in values)
