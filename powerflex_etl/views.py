@@ -1,23 +1,484 @@
 """DuckDB: applies ``sql/staging`` then ``sql/marts`` into the lake's catalog ``powerflex.duckdb``.
 
-INTERFACE (stub; being implemented). See CONTRACT §3-§4 and DESIGN.md "Views".
+The catalog holds only views (over the lake's Parquet and state records, by absolute path or
+URL) and the small ``sites`` table, so it is cheap to rebuild after every write. It is built
+into a temporary file next to its final place and moved there with one ``os.replace``:
+analysts holding the old catalog open read-only keep reading the old file and never block a
+rebuild.
+
+Time zone: every timestamp in the lake is UTC, and DuckDB reads Arrow ``timestamp[us, UTC]``
+as ``TIMESTAMP WITH TIME ZONE``, which DuckDB *displays* in the session's ``TimeZone``.
+:func:`connect` sets it to UTC. A session setting cannot be stored in the file, so an analyst
+opening the catalog with the ``duckdb`` CLI should run ``SET TimeZone = 'UTC'`` (or put it in
+``~/.duckdbrc``) to see UTC; the values are the same instants either way.
+
+SQL templates (the only things substituted into SQL are paths of the lake, quoted):
+
+- ``{{ source('ct_response') }}``: the lake table (any of ``schemas.LAKE_TABLES``) with its
+  ``date`` partition column; an empty relation with the schema's columns when no file exists.
+- ``{{ state_records('windows') }}``: the per-window commit records under ``<lake>/_state``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import re
+import tomllib
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from glob import glob
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow as pa
+
+from . import schemas
+from .errors import ConfigError, LakeError, PowerflexError
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+    from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+CATALOG_NAME = "powerflex.duckdb"
+SITES_NAME = "sites.toml"
+TIERS: tuple[str, ...] = ("staging", "marts")
+# the repository's sql/ directory, next to the package
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+# per-window commit records written by state.py: one flat JSON object per file
+STATE_RECORDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "windows": (
+        ("measurement", "varchar"),
+        ("window_start", "timestamptz"),
+        ("window_end", "timestamptz"),
+        ("rows", "bigint"),
+        ("rejects", "bigint"),
+        ("run_id", "varchar"),
+        ("seconds", "double"),
+        ("committed_at", "timestamptz"),
+    ),
+}
+
+_TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\(\s*'([^']*)'\s*\)\s*\}\}")
+_VIEW_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+# DuckDB expands these in read_parquet paths and offers no escape for them
+_GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-def build_catalog(lake: str, *, catalog_path: str | None = None) -> Path:
-    """(Re)build the catalog in a temporary file and rename it into place. Returns its path."""
-    raise NotImplementedError
+class CatalogError(LakeError):
+    """The catalog could not be built: a SQL file does not bind, or a template is wrong."""
+
+    hint = "fix the SQL file named; the previous catalog, if any, is left in place"
+
+
+@dataclass(frozen=True)
+class LakeRef:
+    """Where a lake is: an absolute local path, or an fsspec URL with its filesystem."""
+
+    url: str
+    fs: AbstractFileSystem | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.fs is None
+
+    def join(self, *parts: str) -> str:
+        return "/".join((self.url, *parts))
+
+    def has_files(self, pattern: str) -> bool:
+        if self.fs is None:
+            return bool(glob(pattern))
+        return bool(self.fs.glob(pattern))
+
+
+def resolve_lake(lake: str, storage_options: dict[str, Any] | None = None) -> LakeRef:
+    """An absolute path for a local lake (so the catalog works from any directory), else a URL."""
+    if lake.startswith("file://"):
+        lake = lake[len("file://") :]
+    if "://" in lake:
+        import fsspec
+
+        protocol = lake.split("://", 1)[0]
+        fs = fsspec.filesystem(protocol, **(storage_options or {}))
+        ref = LakeRef(lake.rstrip("/"), fs)
+    else:
+        ref = LakeRef(str(Path(lake).expanduser().resolve()))
+    if _GLOB_CHARS.search(ref.url):
+        raise LakeError(
+            f"lake path {ref.url!r} contains *, ? or [, which DuckDB reads as a glob",
+            hint="move the lake to a path without them",
+        )
+    return ref
+
+
+def default_catalog_path(lake: LakeRef, catalog_path: str | None = None) -> Path:
+    """Inside a local lake; for an object store: the given path, the setting, else a cache file."""
+    if lake.is_local:
+        return Path(lake.url) / CATALOG_NAME
+    if catalog_path is None:
+        catalog_path = _settings().catalog_path
+    if catalog_path:
+        return Path(catalog_path).expanduser().resolve()
+    digest = hashlib.sha256(lake.url.encode()).hexdigest()[:16]
+    return Path.home() / ".cache" / "powerflex-etl" / f"{digest}.duckdb"
+
+
+def _settings() -> Settings:
+    from .settings import Settings
+
+    # mypy without the pydantic plugin reads Field(default, gt=...) as required arguments
+    return Settings()  # type: ignore[call-arg]
+
+
+def sql_literal(text: str) -> str:
+    """A single-quoted SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """A double-quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    """The DuckDB type that DuckDB itself gives an Arrow column of type ``t``."""
+    if pa.types.is_timestamp(t):
+        unit = {"s": "timestamp_s", "ms": "timestamp_ms", "us": "timestamp", "ns": "timestamp_ns"}
+        return "timestamptz" if t.tz is not None else unit[t.unit]
+    if pa.types.is_dictionary(t):
+        return duckdb_type(t.value_type)
+    simple = {
+        pa.string(): "varchar",
+        pa.large_string(): "varchar",
+        pa.float64(): "double",
+        pa.float32(): "float",
+        pa.bool_(): "boolean",
+        pa.int8(): "tinyint",
+        pa.int16(): "smallint",
+        pa.int32(): "integer",
+        pa.int64(): "bigint",
+        pa.date32(): "date",
+    }
+    if t in simple:
+        return simple[t]
+    raise CatalogError(f"no DuckDB type for Arrow type {t} in schemas.py")
+
+
+def empty_relation(columns: Iterable[tuple[str, str]]) -> str:
+    """A subquery with exactly these (name, DuckDB type) columns and no rows."""
+    cols = ", ".join(f"cast(null as {typ}) as {sql_ident(name)}" for name, typ in columns)
+    return f"(select {cols} where false)"
+
+
+def template_pattern(lake: LakeRef, func: str, arg: str) -> str:
+    """The file glob a template reads; raises :class:`CatalogError` for an unknown one."""
+    if func == "source":
+        if arg not in schemas.LAKE_TABLES:
+            raise CatalogError(f"source('{arg}') is not a lake table; known: {schemas.LAKE_TABLES}")
+        if arg == "rejects":
+            # rejects/<measurement>/date=.../part-HH.parquet
+            return lake.join("rejects", "*", "*", "*.parquet")
+        return lake.join(arg, "*", "*.parquet")
+    if func == "state_records":
+        if arg not in STATE_RECORDS:
+            raise CatalogError(f"state_records('{arg}') is unknown; known: {tuple(STATE_RECORDS)}")
+        return lake.join("_state", arg, "*", "*.json")
+    raise CatalogError(f"unknown template {{{{ {func}(...) }}}}")
+
+
+def render_source(pattern: str, name: str, has_files: bool) -> str:
+    """SQL reading lake table ``name`` with its ``date`` partition column (or an empty relation)."""
+    if has_files:
+        return (
+            f"read_parquet({sql_literal(pattern)}, hive_partitioning = true, "
+            "union_by_name = true, hive_types = {'date': date})"
+        )
+    cols = [(f.name, duckdb_type(f.type)) for f in schemas.table_schema(name)]
+    return empty_relation([*cols, ("date", "date")])
+
+
+def render_state_records(pattern: str, kind: str, has_files: bool) -> str:
+    """SQL reading the state records of ``kind`` (or an empty relation with their columns)."""
+    columns = STATE_RECORDS[kind]
+    if not has_files:
+        return empty_relation(columns)
+    spec = ", ".join(f"{sql_literal(n)}: {sql_literal(t)}" for n, t in columns)
+    return f"read_json({sql_literal(pattern)}, format = 'auto', columns = {{{spec}}})"
+
+
+def render(sql: str, lake: LakeRef, seen: dict[str, bool] | None = None) -> str:
+    """Expand the templates of one SQL file; anything else between braces is an error.
+
+    ``seen`` collects each glob read and whether it matched files when rendered, so
+    :func:`connect` can tell when the lake has outgrown the catalog.
+    """
+    seen = {} if seen is None else seen
+
+    def expand(m: re.Match[str]) -> str:
+        func, arg = m.group(1), m.group(2)
+        pattern = template_pattern(lake, func, arg)
+        if pattern not in seen:
+            seen[pattern] = lake.has_files(pattern)
+        if func == "source":
+            return render_source(pattern, arg, seen[pattern])
+        return render_state_records(pattern, arg, seen[pattern])
+
+    out = _TEMPLATE.sub(expand, sql)
+    if "{{" in out:
+        raise CatalogError("malformed template: use {{ source('name') }}")
+    return out
+
+
+@dataclass(frozen=True)
+class ViewFile:
+    """One ``sql/<tier>/<name>.sql``: the view ``name`` is its SELECT."""
+
+    name: str
+    path: Path
+    sql: str
+
+
+def view_files(sql_dir: Path, tier: str) -> list[ViewFile]:
+    """The tier's SQL files in name order; the file's stem is the view's name."""
+    out = []
+    for path in sorted((sql_dir / tier).glob("*.sql")):
+        if not _VIEW_NAME.fullmatch(path.stem):
+            raise CatalogError(f"{path}: a view file name must be lowercase letters, digits, _")
+        text = path.read_text(encoding="utf-8").strip().rstrip(";").rstrip()
+        out.append(ViewFile(path.stem, path, text))
+    return out
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [ln for ln in str(err).splitlines() if ln.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def create_views(
+    con: duckdb.DuckDBPyConnection,
+    files: list[ViewFile],
+    lake: LakeRef,
+    seen: dict[str, bool] | None = None,
+) -> None:
+    """Create every view, retrying failures until a fixpoint, so files may depend on each other
+    whatever their names; raises :class:`CatalogError` naming the views that never bind."""
+    pending: dict[str, tuple[ViewFile, str]] = {}
+    for f in files:
+        try:
+            pending[f.name] = (f, render(f.sql, lake, seen))
+        except CatalogError as e:
+            raise CatalogError(f"{f.path}: {e}") from e
+    while pending:
+        before = len(pending)
+        errors: dict[str, duckdb.Error] = {}
+        for name, (_, sql) in list(pending.items()):
+            try:
+                con.execute(f"create or replace view {sql_ident(name)} as\n{sql}\n")
+            except duckdb.Error as e:
+                errors[name] = e
+            else:
+                del pending[name]
+        if len(pending) == before:
+            detail = "; ".join(
+                f"{pending[n][0].path.parent.name}/{n}.sql: {_first_line(e)}"
+                for n, e in sorted(errors.items())
+            )
+            raise CatalogError(f"views that do not bind: {detail}")
+
+
+def read_sites(text: str, origin: str) -> list[tuple[str, str, str]]:
+    """(acc_id, name, tz) rows from a sites TOML: ``[sites."03"] name = "..." tz = "..."``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"sites file {origin} is not valid TOML: {e}") from e
+    sites = data.get("sites", {})
+    if not isinstance(sites, dict):
+        raise ConfigError(f"sites file {origin}: [sites] must be a table of acc_id tables")
+    rows = []
+    for acc_id, site in sorted(sites.items()):
+        name = site.get("name") if isinstance(site, dict) else None
+        tz = site.get("tz") if isinstance(site, dict) else None
+        if not isinstance(name, str) or not isinstance(tz, str):
+            raise ConfigError(
+                f'sites file {origin}: [sites."{acc_id}"] needs string keys name and tz'
+            )
+        rows.append((acc_id, name, tz))
+    return rows
+
+
+def _sites_text(lake: LakeRef, sites_file: str | None) -> tuple[str, str] | None:
+    if sites_file is None:
+        sites_file = _settings().sites_file
+    if sites_file:
+        path = Path(sites_file).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"sites file {path} not found", hint="fix POWERFLEX_SITES_FILE")
+        return path.read_text(encoding="utf-8"), str(path)
+    in_lake = lake.join(SITES_NAME)
+    if lake.fs is None:
+        p = Path(in_lake)
+        return (p.read_text(encoding="utf-8"), in_lake) if p.is_file() else None
+    if not lake.fs.exists(in_lake):
+        return None
+    with lake.fs.open(in_lake, "rb") as fh:
+        return fh.read().decode("utf-8"), in_lake
+
+
+def create_sites(
+    con: duckdb.DuckDBPyConnection, lake: LakeRef, sites_file: str | None = None
+) -> int:
+    """Create the ``sites(acc_id, name, tz)`` table; empty when there is no sites file."""
+    con.execute("create or replace table sites(acc_id varchar, name varchar, tz varchar)")
+    found = _sites_text(lake, sites_file)
+    if found is None:
+        return 0
+    rows = read_sites(*found)
+    for acc_id, _, tz in rows:
+        try:
+            # the marts convert with DuckDB's ICU, so DuckDB decides what a valid zone is
+            con.execute("select timezone(?, timestamptz '2000-01-01 00:00:00+00')", [tz])
+        except duckdb.Error as e:
+            raise ConfigError(
+                f"sites file {found[1]}: site {acc_id!r} has unknown time zone {tz!r}"
+            ) from e
+    if rows:
+        con.executemany("insert into sites values (?, ?, ?)", rows)
+    return len(rows)
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, lake: LakeRef) -> None:
+    con.execute("set TimeZone = 'UTC'")
+    if lake.fs is not None:
+        con.register_filesystem(lake.fs)
+
+
+def _write_meta(
+    con: duckdb.DuckDBPyConnection, meta: dict[str, str | None], seen: dict[str, bool]
+) -> None:
+    con.execute("create table _catalog(key varchar, value varchar)")
+    con.executemany("insert into _catalog values (?, ?)", list(meta.items()))
+    con.execute("create table _catalog_sources(pattern varchar, has_files boolean)")
+    if seen:
+        con.executemany("insert into _catalog_sources values (?, ?)", list(seen.items()))
+
+
+def build_catalog(
+    lake: str,
+    *,
+    catalog_path: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    sites_file: str | None = None,
+    sql_dir: str | Path | None = None,
+) -> Path:
+    """(Re)build the catalog in a temporary file and rename it into place. Returns its path.
+
+    ``catalog_path`` only matters for an object-store lake (a local lake keeps its catalog
+    inside). ``sites_file`` defaults to the setting, else ``<lake>/sites.toml``. Raises
+    :class:`CatalogError` when a view does not bind; the old catalog then stays as it was.
+    """
+    ref = resolve_lake(lake, storage_options)
+    if ref.is_local and not Path(ref.url).is_dir():
+        raise LakeError(f"no lake at {ref.url}", hint="run `powerflex-etl ingest` or pass --lake")
+    target = default_catalog_path(ref, catalog_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sql_root = Path(sql_dir).resolve() if sql_dir is not None else SQL_DIR
+    # same directory as the target, so os.replace is one atomic rename
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            _prepare(con, ref)
+            create_sites(con, ref, sites_file)
+            tier_of: dict[str, str] = {}
+            seen: dict[str, bool] = {}
+            for tier in TIERS:
+                files = view_files(sql_root, tier)
+                for f in files:
+                    if f.name in tier_of:
+                        raise CatalogError(f"view {f.name} is in both {tier_of[f.name]} and {tier}")
+                    tier_of[f.name] = tier
+                create_views(con, files, ref, seen)
+            meta = {"lake": ref.url, "sql_dir": str(sql_root), "sites_file": sites_file}
+            _write_meta(con, meta, seen)
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        os.replace(tmp, target)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return target
+
+
+def _outgrown(con: duckdb.DuckDBPyConnection, lake: LakeRef) -> dict[str, str | None] | None:
+    """The build arguments to rebuild with when the catalog no longer fits the lake, else None.
+
+    A view over a table that had no file is an empty relation, and one over files that are
+    all gone fails; both are fixed by a rebuild. So is a lake that moved.
+    """
+    try:
+        meta = dict(con.execute("select key, value from _catalog").fetchall())
+        sources = con.execute("select pattern, has_files from _catalog_sources").fetchall()
+    except duckdb.Error:
+        return {}  # built by an older version: rebuild with defaults
+    if meta.get("lake") != lake.url:
+        return meta
+    if any(lake.has_files(pattern) != had for pattern, had in sources):
+        return meta
+    return None
 
 
 def connect(
-    lake: str | None = None, *, catalog_path: str | None = None, **_: Any
+    lake: str | None = None,
+    *,
+    catalog_path: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    **_: Any,
 ) -> duckdb.DuckDBPyConnection:
-    """A read-only connection with every view; builds the catalog first if it is missing."""
-    raise NotImplementedError
+    """A read-only connection with every view; builds the catalog first if it is missing.
+
+    Rebuilds it, too, when a table that had no file has one now (or lost its last one), so
+    a lake written without a catalog refresh still shows its rows. The session's TimeZone is
+    UTC, so timestamps display as the lake stores them. For an object-store lake the fsspec
+    filesystem is registered so the views can read it.
+    """
+    if lake is None:
+        lake = _settings().lake
+    ref = resolve_lake(lake, storage_options)
+    path = default_catalog_path(ref, catalog_path)
+    if not path.is_file():
+        build_catalog(lake, catalog_path=catalog_path, storage_options=storage_options)
+    con = _open(path, ref)
+    rebuild = _outgrown(con, ref)
+    if rebuild is None:
+        return con
+    con.close()
+    try:
+        build_catalog(
+            lake,
+            catalog_path=catalog_path,
+            storage_options=storage_options,
+            sites_file=rebuild.get("sites_file"),
+            sql_dir=rebuild.get("sql_dir"),
+        )
+    except PowerflexError as e:
+        # an analyst can still read the old catalog; the writer's next refresh will say more
+        log.warning("catalog %s is out of date and could not be rebuilt: %s", path, e)
+    return _open(path, ref)
+
+
+def _open(path: Path, lake: LakeRef) -> duckdb.DuckDBPyConnection:
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as e:
+        raise LakeError(f"cannot open catalog {path}: {_first_line(e)}") from e
+    _prepare(con, lake)
+    return con

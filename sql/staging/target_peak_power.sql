@@ -1,0 +1,12 @@
+-- the latest snapshot per acc_id of the DCM endpoint (same columns as target_peak_power_history)
+with source as (
+    select * from {{ source('target_peak_power') }}
+),
+
+latest as (
+    select *
+    from source
+    qualify snapshot_at = max(snapshot_at) over (partition by acc_id)
+)
+
+select * from latest
