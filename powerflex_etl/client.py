@@ -1,32 +1,384 @@
-"""HTTP only: login/JWT refresh, retries, one typed method per PowerFlex endpoint.
+"""HTTP only: login/JWT refresh, retries, one typed method per PowerFlex endpoint (CONTRACT §1).
 
-INTERFACE (stub; being implemented). See CONTRACT §1.
+One :class:`PowerflexClient` is shared by many threads (parallel windows); each process
+builds its own from :class:`~powerflex_etl.settings.Settings` (a client is never pickled).
+Answers of ``/get_measurement_data`` are returned as raw bytes: the parser decodes them once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, Literal
+import io
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from http.client import HTTPException
+from typing import Any, Literal, NoReturn
 
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from .errors import (
+    AnswerTooLargeError,
+    AuthError,
+    ConfigError,
+    FatalApiError,
+    RetryableApiError,
+    TLSVerificationError,
+    register_secret,
+)
+from .jwt_util import backoff_s, parse_retry_after, refresh_at, token_times
+from .schemas import MEASUREMENTS
 from .settings import Settings
+from .windows import Window
+
+log = logging.getLogger(__name__)
+
+# connections kept per host: enough for a backfill's parallel windows
+POOL_SIZE = 16
+_CHUNK = 1 << 20
+# error bodies are read only this far: they are for a one-line message
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+class ClientNotPicklableError(ConfigError, TypeError):
+    """A :class:`PowerflexClient` holds a session, a lock and a token: it cannot travel."""
+
+
+class _Retry(Exception):
+    """One attempt failed in a way that trying again can help."""
+
+    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+class _Unauthorized(Exception):
+    """The server answered 401 to a call that carried a token."""
 
 
 class PowerflexClient:
-    """Thread-safe client; never pickled (each process builds its own from Settings)."""
+    """Thread-safe client; never pickled (each process builds its own from Settings).
 
-    def __init__(self, settings: Settings) -> None:
-        raise NotImplementedError
+    ``sleep`` (for backoff and ``Retry-After``), ``clock`` (epoch seconds, for token expiry)
+    and ``rand`` (``[0, 1)``, for jitter) are injectable so tests need not wait.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self._base = settings.base_url.rstrip("/")
+        self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+        self._password = settings.password.get_secret_value()
+        register_secret(self._password)
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self._expires_at: float | None = None
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+
+    # -- pickling: refuse, with what to do instead -------------------------------------------
+
+    def __reduce__(self) -> NoReturn:
+        raise ClientNotPicklableError(
+            "a PowerflexClient cannot be pickled or sent to another process",
+            hint="build one per process with PowerflexClient(Settings(...))",
+        )
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        self.__reduce__()
+
+    def __getstate__(self) -> NoReturn:
+        self.__reduce__()
+
+    def __enter__(self) -> PowerflexClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections; the client must not be used afterwards."""
+        self._session.close()
+
+    # -- auth ---------------------------------------------------------------------------------
 
     def login(self) -> None:
-        raise NotImplementedError
+        """Log in now (``POST /login``), replacing any token held."""
+        with self._lock:
+            self._login_locked()
+
+    def login_check(self) -> datetime | None:
+        """Log in and return when the new token expires (``None`` if it carries no ``exp``)."""
+        self.login()
+        exp = self._expires_at
+        return datetime.fromtimestamp(exp, UTC) if exp is not None else None
+
+    def _login_locked(self) -> None:
+        if not self.settings.username:
+            raise ConfigError("no username to log in with", hint="set POWERFLEX_USERNAME")
+        if not self._password:
+            raise ConfigError("no password to log in with", hint="set POWERFLEX_PASSWORD")
+        body = self._call(
+            "POST",
+            "/login",
+            {"username": self.settings.username, "password": self._password},
+            auth=False,
+        )
+        try:
+            token = json.loads(body)["access_token"]
+        except (ValueError, KeyError, TypeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            # never echo the body: it may hold the token or the credentials
+            raise AuthError(f"/login at {self._base}: the answer carries no access_token")
+        register_secret(token)
+        now = self._clock()
+        times = token_times(token)
+        self._token = token
+        self._expires_at = times.exp
+        self._refresh_at = refresh_at(times, now)
+        log.info(
+            "logged in to %s as %s; next login after %s",
+            self._base,
+            self.settings.username,
+            datetime.fromtimestamp(self._refresh_at, UTC).isoformat(timespec="seconds"),
+        )
+
+    def _current_token(self) -> str:
+        with self._lock:
+            if self._token is None or self._clock() >= self._refresh_at:
+                self._login_locked()
+            assert self._token is not None
+            return self._token
+
+    def _relogin(self, stale: str) -> None:
+        # Many threads may see a 401 for the same token; only the first logs in again.
+        with self._lock:
+            if self._token == stale or self._token is None:
+                self._login_locked()
+
+    # -- the call loop: auth replay, retries, backoff ----------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        endpoint: str,
+        body: Mapping[str, Any] | None,
+        *,
+        auth: bool = True,
+        context: str = "",
+        limit: int | None = None,
+    ) -> bytes:
+        label = f"{endpoint} {context}".strip()
+        s = self.settings
+        started = time.monotonic()
+        waited = 0.0
+        attempts = 0
+        replayed = False
+        while True:
+            attempts += 1
+            token = self._current_token() if auth else None
+            try:
+                return self._attempt(method, endpoint, body, token, label, limit)
+            except _Unauthorized:
+                if replayed:
+                    raise AuthError(f"{label}: token refused (HTTP 401) even after a fresh login")
+                replayed = True
+                attempts -= 1  # a replay after a fresh login is not a retry
+                log.info("%s: HTTP 401, logging in again and replaying once", label)
+                assert token is not None
+                self._relogin(token)
+                continue
+            except _Retry as failure:
+                last = failure
+            if attempts >= s.max_attempts:
+                break
+            wait = last.retry_after
+            if wait is None:
+                wait = backoff_s(attempts, s.retry_backoff_s, self._rand())
+            # injected sleeps do not pass time: count what was asked as well as what passed
+            spent = max(time.monotonic() - started, waited)
+            if spent + wait > s.retry_max_total_s:
+                break
+            log.warning(
+                "%s: %s; retry %d/%d in %.2f s",
+                label,
+                last.reason,
+                attempts,
+                s.max_attempts - 1,
+                wait,
+            )
+            self._sleep(wait)
+            waited += wait
+        status = f" (last status {last.status})" if last.status else ""
+        raise RetryableApiError(
+            f"{label}: {last.reason}{status}; gave up after {attempts} attempt(s)",
+            endpoint=endpoint,
+            status=last.status,
+            retry_after=last.retry_after,
+            hint="the API kept failing; try again later, or raise POWERFLEX_MAX_ATTEMPTS / "
+            "POWERFLEX_RETRY_MAX_TOTAL_S",
+        )
+
+    def _attempt(
+        self,
+        method: str,
+        endpoint: str,
+        body: Mapping[str, Any] | None,
+        token: str | None,
+        label: str,
+        limit: int | None,
+    ) -> bytes:
+        headers = {"Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            resp = self._session.request(
+                method,
+                self._base + endpoint,
+                json=body,
+                headers=headers,
+                timeout=self._timeout,
+                verify=self.settings.verify_tls,
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as err:
+            self._tls_failure(label, err)
+        except requests.exceptions.Timeout:
+            raise _Retry("timed out")
+        except requests.exceptions.ConnectionError as err:
+            raise _Retry(f"connection failed ({_short(err)})")
+        except requests.exceptions.RequestException as err:
+            raise FatalApiError(f"{label}: bad request to {self._base}: {_short(err)}")
+        with resp:
+            status = resp.status_code
+            if endpoint == "/login" and status in (400, 401, 403):
+                # the text of a refused login is never shown: it may echo the credentials
+                raise AuthError(
+                    f"/login at {self._base} refused for user {self.settings.username!r} "
+                    f"(HTTP {status})",
+                    endpoint=endpoint,
+                    status=status,
+                )
+            if status == 401 and token is not None:
+                raise _Unauthorized()
+            if status == 429 or status >= 500:
+                raise _Retry(
+                    f"HTTP {status}", status, parse_retry_after(resp.headers.get("Retry-After"))
+                )
+            if status >= 300:
+                text = "" if endpoint == "/login" else _error_text(resp)
+                raise FatalApiError(
+                    f"{label}: HTTP {status} {resp.reason or ''}: {text}".rstrip(": "),
+                    endpoint=endpoint,
+                    status=status,
+                )
+            return self._read_body(resp, label, endpoint, limit or self.settings.max_answer_bytes)
+
+    def _read_body(self, resp: requests.Response, label: str, endpoint: str, limit: int) -> bytes:
+        declared = _declared_length(resp)
+        if declared is not None and declared > limit:
+            raise self._too_large(label, endpoint, limit)
+        buf = io.BytesIO()
+        try:
+            for chunk in resp.iter_content(chunk_size=_CHUNK):
+                buf.write(chunk)
+                if buf.tell() > limit:
+                    raise self._too_large(label, endpoint, limit)
+        except (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError):
+            raise _Retry("timed out reading the answer", resp.status_code)
+        except (
+            requests.exceptions.RequestException,
+            urllib3.exceptions.HTTPError,
+            HTTPException,
+            OSError,
+        ) as err:
+            raise _Retry(f"truncated answer ({_short(err)})", resp.status_code)
+        if declared is not None and buf.tell() != declared:
+            raise _Retry(f"truncated answer ({buf.tell()} of {declared} bytes)", resp.status_code)
+        # BytesIO hands over its buffer without a second copy of a large answer
+        return buf.getvalue()
+
+    def _too_large(self, label: str, endpoint: str, limit: int) -> AnswerTooLargeError:
+        return AnswerTooLargeError(
+            f"{label}: answer larger than {limit} bytes (POWERFLEX_MAX_ANSWER_BYTES)",
+            endpoint=endpoint,
+        )
+
+    def _tls_failure(self, label: str, err: Exception) -> NoReturn:
+        text = str(err)
+        found = re.search(r"certificate verify failed[^'\")\]]*", text)
+        if found:
+            raise TLSVerificationError(
+                f"{label}: TLS certificate of {self._base} did not verify: {found.group(0)}"
+            )
+        raise FatalApiError(
+            f"{label}: TLS handshake with {self._base} failed ({_short(err)})",
+            hint="check that POWERFLEX_BASE_URL uses the right scheme and port",
+        )
+
+    def _json(self, method: str, endpoint: str, body: Mapping[str, Any] | None) -> Any:
+        raw = self._call(method, endpoint, body)
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise FatalApiError(f"{endpoint}: the answer is not JSON", endpoint=endpoint)
+
+    def _json_dict(
+        self, method: str, endpoint: str, body: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        answer = self._json(method, endpoint, body)
+        if not isinstance(answer, dict):
+            raise FatalApiError(
+                f"{endpoint}: expected a JSON object, got {type(answer).__name__}",
+                endpoint=endpoint,
+            )
+        return answer
+
+    # -- endpoints ----------------------------------------------------------------------------
 
     def get_measurement_data(self, measurement: str, start: datetime, end: datetime) -> bytes:
-        """The raw answer body for ``start <= time < end`` (not decoded here)."""
-        raise NotImplementedError
+        """The raw answer body for ``start <= time < end`` (not decoded here).
+
+        Raises :class:`AnswerTooLargeError` past ``max_answer_bytes``, and a
+        :class:`RetryableApiError` naming the measurement and window when retries run out.
+        """
+        if measurement not in MEASUREMENTS:
+            raise ConfigError(
+                f"unknown measurement {measurement!r}", hint=f"use one of {', '.join(MEASUREMENTS)}"
+            )
+        window = Window(start, end)
+        start_s, end_s = window.epoch_s
+        body = {"measurement": measurement, self.settings.window_key: [start_s, end_s]}
+        return self._call("POST", "/get_measurement_data", body, context=f"{measurement} {window}")
 
     def get_external_signal(self, acc_id: str | int, name: str | None = None) -> dict[str, Any]:
-        raise NotImplementedError
+        """All external signals of a site (``{name: signal}``), or the one named."""
+        body: dict[str, Any] = {} if name is None else {"name": name}
+        return self._json_dict("POST", f"/get_external_signal/{acc_path(acc_id)}", body)
 
     def set_external_signal(
         self,
@@ -37,21 +389,161 @@ class PowerflexClient:
         max_load_unit: Literal["kW", "A"],
         is_enabled: bool,
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        """Create or change an external signal; the API answers with the signal."""
+        body = check_signal(name, max_load, max_load_unit, is_enabled)
+        return self._json_dict("POST", f"/set_external_signal/{acc_path(acc_id)}", body)
 
     def set_real_time_load(self, acc_id: str | int, kw: int) -> dict[str, Any]:
-        raise NotImplementedError
+        """Report the site's real-time load in whole kW."""
+        if isinstance(kw, bool) or not isinstance(kw, int):
+            raise ConfigError(f"real-time load must be a whole number of kW, not {kw!r}")
+        return self._json_dict(
+            "POST", f"/set_real_time_load/{acc_path(acc_id)}", {"real_time_load_kW": kw}
+        )
 
     def get_target_peak_power(self, acc_id: str | int) -> dict[str, int]:
-        raise NotImplementedError
+        """The target peak power in kW for each month (``{"Jan": 200, ...}``)."""
+        return self._json_dict("GET", f"/get_target_peak_power_kW/{acc_path(acc_id)}", None)
 
     def set_target_peak_power(self, acc_id: str | int, months: Mapping[str, int]) -> dict[str, int]:
-        raise NotImplementedError
+        """Set the target peak power of some months; the API answers with all twelve."""
+        body = {"target_peak_power": check_months(months)}
+        return self._json_dict("POST", f"/set_target_peak_power_kW/{acc_path(acc_id)}", body)
 
     def set_max_power_schedule(
         self, acc_id: str | int, schedule: Mapping[str, Any]
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        """Send a max-power schedule (seen in live clients only; see CONTRACT §1)."""
+        body = check_schedule(schedule)
+        return self._json_dict("POST", f"/set_max_power_schedule/{acc_path(acc_id)}", body)
 
-    def close(self) -> None:
-        raise NotImplementedError
+
+def _declared_length(resp: requests.Response) -> int | None:
+    # With a Content-Encoding the header counts encoded bytes, not the ones we hold.
+    if resp.headers.get("Content-Encoding", "identity").lower() != "identity":
+        return None
+    value = resp.headers.get("Content-Length", "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _error_text(resp: requests.Response) -> str:
+    try:
+        raw = resp.raw.read(_ERROR_BODY_LIMIT, decode_content=True) or b""
+    except Exception:  # the status line already says what failed
+        return ""
+    text = raw.decode("utf-8", "replace")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        for key in ("error", "message", "msg", "detail", "description"):
+            if doc.get(key):
+                text = str(doc[key])
+                break
+    return _short(text, 300)
+
+
+def _short(err: object, limit: int = 200) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- input checks: fail before sending, naming the bad value -----------------------------------
+
+MONTHS: tuple[str, ...] = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+)  # fmt: skip
+SIGNAL_UNITS: tuple[str, ...] = ("kW", "A")
+_HHMMSS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
+
+
+def acc_path(acc_id: str | int) -> str:
+    """``acc_id`` as the URL wants it: integer form (``"03"`` -> ``"3"``)."""
+    if isinstance(acc_id, int) and not isinstance(acc_id, bool) and acc_id >= 0:
+        return str(acc_id)
+    if isinstance(acc_id, str):
+        text = acc_id.strip()
+        if text.isascii() and text.isdigit():
+            return str(int(text))
+    raise ConfigError(
+        f"acc_id {acc_id!r} is not a site number", hint="the API takes acc_id as an integer, e.g. 3"
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_months(months: Mapping[str, int]) -> dict[str, int]:
+    """``{"Jun": 700}`` with canonical month names (Jan..Dec) and whole kW values."""
+    if not months:
+        raise ConfigError("no month given for the target peak power", hint="e.g. --month Jun=700")
+    out: dict[str, int] = {}
+    for key, value in months.items():
+        name = str(key).strip().capitalize()
+        if name not in MONTHS:
+            raise ConfigError(f"{key!r} is not a month", hint=f"use one of {', '.join(MONTHS)}")
+        if not _is_int(value) or value < 0:
+            raise ConfigError(
+                f"target peak power for {name} must be a whole kW >= 0, not {value!r}"
+            )
+        out[name] = int(value)
+    return out
+
+
+def check_signal(name: str, max_load: float, unit: str, is_enabled: bool) -> dict[str, Any]:
+    """The body of ``/set_external_signal``, checked."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("an external signal needs a name", hint="e.g. DCM_EVSE_Allocation")
+    if unit not in SIGNAL_UNITS:
+        raise ConfigError(f"max_load_unit {unit!r} is not kW or A")
+    if (
+        isinstance(max_load, bool)
+        or not isinstance(max_load, int | float)
+        or not (0 <= max_load < float("inf"))
+    ):
+        raise ConfigError(f"max_load {max_load!r} must be a number >= 0")
+    if not isinstance(is_enabled, bool):
+        raise ConfigError(f"is_enabled must be true or false, not {is_enabled!r}")
+    return {"name": name, "max_load": max_load, "max_load_unit": unit, "is_enabled": is_enabled}
+
+
+def check_schedule(schedule: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``/set_max_power_schedule`` body in the shape live clients send (CONTRACT §1)."""
+    if not isinstance(schedule, Mapping):
+        raise ConfigError("a max-power schedule must be a JSON object")
+    definition = schedule.get("definition")
+    if not isinstance(definition, list) or not definition:
+        raise ConfigError('a max-power schedule needs a non-empty "definition" list')
+    for i, entry in enumerate(definition):
+        where = f"definition[{i}]"
+        days = entry.get("days") if isinstance(entry, Mapping) else None
+        if (
+            not isinstance(days, list)
+            or not days
+            or not all(_is_int(d) and 1 <= d <= 7 for d in days)
+        ):
+            raise ConfigError(f'{where}: "days" must be a list of 1..7')
+        slots = entry.get("schedule")
+        if not isinstance(slots, list) or not slots:
+            raise ConfigError(f'{where}: "schedule" must be a non-empty list')
+        for j, slot in enumerate(slots):
+            ok = (
+                isinstance(slot, Mapping)
+                and isinstance(slot.get("start_time"), str)
+                and _HHMMSS.match(slot["start_time"]) is not None
+                and isinstance(slot.get("max_power"), int | float)
+                and not isinstance(slot.get("max_power"), bool)
+                and slot["max_power"] >= 0
+            )
+            if not ok:
+                raise ConfigError(
+                    f'{where}.schedule[{j}]: needs "start_time" HH:MM:SS and "max_power" >= 0'
+                )
+    units = schedule.get("max_power_units", "kW")
+    if units not in SIGNAL_UNITS:
+        raise ConfigError(f"max_power_units {units!r} is not kW or A")
+    if "is_enabled" in schedule and not isinstance(schedule["is_enabled"], bool):
+        raise ConfigError('"is_enabled" must be true or false')
+    return dict(schedule)
