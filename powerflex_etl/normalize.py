@@ -1,17 +1,47 @@
 """Pure: a parsed answer -> (clean lake table, rejects table) for one window. No I/O.
 
-INTERFACE (stub; being implemented). See CONTRACT §2 "Which rows, in which order".
+CONTRACT §2 "Which rows, in which order", step by step:
+
+1. rows (and the parser's bad rows) whose time falls outside ``[window.start, window.end)``
+   are dropped: they belong to another window;
+2. optional client-side scope (``acn_id``/``acc_id``/``acs_id``) drops table rows;
+3. rows that cannot be trusted become rejects, with the parser's bad rows of the window;
+4. units are converted and columns renamed per :mod:`powerflex_etl.schemas`;
+5. of two rows with the same (``evse_address``, ``time``) the one delivered last wins;
+6. the result is cast to the lake schema, stamped with lineage, sorted by the key.
+
+Every count adds up (see :class:`NormalizeStats`). Detection is vectorised (boolean masks
+per check); Python only touches the few rejected rows, to write their reason and raw JSON.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from . import schemas
+from .errors import ConfigError, ParseError
 from .influx import ParsedAnswer
-from .windows import Window
+from .schemas import CHARGING_STATES, INGESTED_AT, REJECTS_SCHEMA, RUN_ID, TIME, TIME_TYPE
+from .windows import Window, as_utc, to_us
+
+# ids end up in file names and SQL-adjacent places downstream: refuse anything that could
+# climb out of a directory or break a line (C0/C1 controls, DEL, separators, "..")
+_UNSAFE_ID = r"[\x{00}-\x{1f}\x{7f}-\x{9f}/\\]|\.\."
+MAX_ID_LENGTH = 256
+# below ~100 VA (idle or trickling chargers) the ratio is noise, not a unit signal
+UNIT_CHECK_MIN_VA = 100.0
+# a ratio within this factor either way counts as consistent
+UNIT_CHECK_TOLERANCE = 10.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +55,16 @@ class Scope:
 
 @dataclass
 class NormalizeStats:
+    """What happened to the delivered rows of one answer.
+
+    Guaranteed identity (every delivered row is counted exactly once)::
+
+        rows_in == outside_window + out_of_scope + rejected + duplicates + rows_out
+
+    ``rows_in`` counts table rows plus the parser's bad rows; ``rejected`` counts rejected
+    rows before rejects are deduplicated on ``reject_id`` (``rejects_out`` is what remains).
+    """
+
     rows_in: int = 0
     outside_window: int = 0
     out_of_scope: int = 0
@@ -34,6 +74,8 @@ class NormalizeStats:
     # None when the check could not run (no rows with power, voltage and current)
     unit_check: str | None = None
     unit_check_ok: bool = True
+    # rows of the rejects table: ``rejected`` minus the same raw row delivered again
+    rejects_out: int = 0
 
 
 @dataclass
@@ -45,6 +87,13 @@ class NormalizeResult:
     stats: NormalizeStats = field(default_factory=NormalizeStats)
 
 
+def reject_id(measurement: str, raw: str) -> str:
+    """The stable id of a reject: 32 hex chars of sha256 over (measurement, raw row)."""
+    # NUL never occurs in a measurement name, so the pair is encoded unambiguously
+    digest = hashlib.sha256(f"{measurement}\x00{raw}".encode())
+    return digest.hexdigest()[:32]
+
+
 def normalize(
     parsed: ParsedAnswer,
     window: Window,
@@ -54,5 +103,390 @@ def normalize(
     power_unit: str = "kW",
     scope: Scope | None = None,
 ) -> NormalizeResult:
-    """Window filter, validation -> rejects, unit conversion, dedup (last delivered wins)."""
-    raise NotImplementedError
+    """Window filter, validation -> rejects, unit conversion, dedup (last delivered wins).
+
+    Returns the lake table (exactly ``schemas.arrow_schema(measurement, extras)``, sorted by
+    (evse_address, time)), the rejects table (``schemas.REJECTS_SCHEMA``) and the counts.
+    Raises :class:`ConfigError` for an unknown measurement or power unit.
+    """
+    m = parsed.measurement
+    if m not in schemas.SPECS:
+        raise ConfigError(
+            f"normalize: unknown measurement {m!r}",
+            hint="use one of " + ", ".join(schemas.MEASUREMENTS),
+        )
+    try:
+        pscale = schemas.power_scale(power_unit)
+    except KeyError:
+        raise ConfigError(
+            f"{m}: unknown power unit {power_unit!r}", hint="set POWERFLEX_POWER_UNIT=kW|W|mW"
+        )
+    stats = NormalizeStats(rows_in=parsed.n_rows)
+    table, t_us = _prepare(parsed.table, m)
+    start_us, end_us = to_us(window.start), to_us(window.end)
+
+    # 1. window, 2. scope
+    in_window = (t_us >= start_us) & (t_us < end_us)
+    in_scope = _scope_mask(table, scope)
+    keep = in_window & in_scope
+    bad_rows = [b for b in parsed.bad_rows if b.time_us is None or start_us <= b.time_us < end_us]
+    stats.outside_window = int((~in_window).sum()) + len(parsed.bad_rows) - len(bad_rows)
+    stats.out_of_scope = int((in_window & ~in_scope).sum())
+    if not keep.all():
+        table, t_us = table.filter(pa.array(keep)), t_us[keep]
+
+    # 3. validation
+    reasons = _validate(table, m)
+    failed = np.zeros(table.num_rows, dtype=bool)
+    failed[list(reasons)] = True
+    stats.rejected = len(bad_rows) + len(reasons)
+    entries: list[tuple[str, str, int | None]] = [(b.reason, b.raw, b.time_us) for b in bad_rows]
+    if reasons:
+        idx = np.fromiter(sorted(reasons), dtype=np.int64, count=len(reasons))
+        raws = _raw_rows(table.take(pa.array(idx)), t_us[idx])
+        entries += [(reasons[int(i)], raw, int(t_us[i])) for i, raw in zip(idx, raws, strict=True)]
+        table, t_us = table.filter(pa.array(~failed)), t_us[~failed]
+    rejects = _rejects_table(m, entries, window, run_id, ingested_at)
+    stats.rejects_out = rejects.num_rows
+
+    # 5. dedup (before conversion: fewer rows to convert), sorted by the key
+    order = _last_delivered_sorted(table["evse_address"], t_us)
+    stats.duplicates = table.num_rows - len(order)
+    table = table.take(pa.array(order))
+
+    # 4. + 6. convert, rename, cast, lineage
+    out = _to_lake(table, m, pscale, run_id, ingested_at)
+    stats.rows_out = out.num_rows
+    stats.unit_check, stats.unit_check_ok = check_power_unit(out, power_unit)
+    return NormalizeResult(out, rejects, stats)
+
+
+# --- preparation -------------------------------------------------------------------
+
+
+def _prepare(table: pa.Table, measurement: str) -> tuple[pa.Table, np.ndarray]:
+    """Known fields in their declared types (string / float64), time as int64 µs."""
+    kinds = schemas.source_kinds(measurement)
+    if TIME not in table.column_names:
+        # an answer with no rows at all may come without any column
+        table = table.append_column(TIME, pa.array([], TIME_TYPE)) if table.num_rows == 0 else table
+    cols: dict[str, pa.ChunkedArray] = {}
+    for name in table.column_names:
+        col = table[name]
+        try:
+            if name == TIME:
+                col = pc.cast(col, TIME_TYPE, safe=False) if col.type != TIME_TYPE else col
+            elif kinds.get(name) in ("id", "state") or _is_stringish(col.type):
+                col = col.cast(pa.string()) if col.type != pa.string() else col
+            elif kinds.get(name) in ("number", "bool") or pa.types.is_null(col.type):
+                col = col.cast(pa.float64()) if col.type != pa.float64() else col
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+            raise ParseError(
+                f"{measurement}: field {name!r} of type {col.type} cannot be read: {err}",
+                measurement=measurement,
+                hint="the parser should have made this row a bad row; report it",
+            )
+        cols[name] = col
+    if TIME not in cols:
+        raise ParseError(f"{measurement}: parsed table has no time column", measurement=measurement)
+    table = pa.table(cols).combine_chunks()
+    t_us = table[TIME].cast(pa.int64()).to_numpy()
+    if len(t_us) and pc.any(pc.is_null(table[TIME])).as_py():
+        raise ParseError(f"{measurement}: parsed table has null times", measurement=measurement)
+    return table, t_us
+
+
+def _is_stringish(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        return _is_stringish(t.value_type)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def _bools(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A boolean Arrow result as numpy, null counted as False."""
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _scope_mask(table: pa.Table, scope: Scope | None) -> np.ndarray:
+    keep = np.ones(table.num_rows, dtype=bool)
+    if scope is None:
+        return keep
+    for name, allowed in (
+        ("acn_id", scope.acn_id),
+        ("acc_id", scope.acc_id),
+        ("acs_id", scope.acs_id),
+    ):
+        if not allowed:
+            continue
+        if name not in table.column_names:
+            return np.zeros(table.num_rows, dtype=bool)
+        keep &= _bools(pc.is_in(table[name], value_set=pa.array(list(allowed), pa.string())))
+    return keep
+
+
+# --- validation --------------------------------------------------------------------
+
+
+def _validate(table: pa.Table, measurement: str) -> dict[int, str]:
+    """Row index -> reason of its first failing check, for the rows that fail one.
+
+    Checks run in CONTRACT order; each is one vectorised mask, so only failing rows
+    (normally none) cost Python work.
+    """
+    n = table.num_rows
+    specs = schemas.SPECS[measurement]
+    names = set(table.column_names)
+    known = {s.source for s in specs}
+    extras = sorted(names - known - {TIME})
+    reasons: dict[int, str] = {}
+    if n == 0:
+        return reasons
+
+    def record(mask: np.ndarray, col: str | None, describe: Callable[[Any], str]) -> None:
+        for i in np.flatnonzero(mask).tolist():
+            if i not in reasons:
+                value = table[col][i].as_py() if col is not None else None
+                reasons[i] = describe(value)
+
+    ev = table["evse_address"] if "evse_address" in names else None
+    if ev is None:
+        record(np.ones(n, dtype=bool), None, lambda _v: "missing evse_address")
+    else:
+        missing = _bools(pc.or_kleene(pc.is_null(ev), pc.equal(ev, "")))
+        record(missing, None, lambda _v: "missing evse_address")
+    for s in specs:
+        if s.non_negative and s.source in names:
+            record(
+                _bools(pc.less(table[s.source], 0.0)),
+                s.source,
+                _reason("negative {name}: {value!r}", s.source),
+            )
+    if "charging_state" in names:
+        col = table["charging_state"]
+        bad = pc.and_(
+            pc.is_valid(col), pc.invert(pc.is_in(col, value_set=pa.array(CHARGING_STATES)))
+        )
+        record(
+            _bools(bad), "charging_state", _reason("unknown {name}: {shown}", "charging_state")
+        )
+    for s in specs:
+        if s.kind == "bool" and s.source in names:
+            col = table[s.source]
+            bad = pc.invert(pc.is_in(col, value_set=pa.array([0.0, 1.0])))
+            record(_bools(bad), s.source, _reason("{name} not 0/1: {value!r}", s.source))
+    floats = [
+        c
+        for c in [s.source for s in specs] + extras
+        if c in names and table[c].type == pa.float64()
+    ]
+    for c in floats:
+        record(
+            _bools(pc.invert(pc.is_finite(table[c]))), c, _reason("non-finite {name}: {value!r}", c)
+        )
+    strings = [
+        c for c in [s.source for s in specs] + extras if c in names and table[c].type == pa.string()
+    ]
+    for c in strings:
+        record(_unsafe_mask(table[c]), c, _reason("unsafe {name}: {shown}", c))
+    return reasons
+
+
+def _reason(template: str, name: str) -> Callable[[Any], str]:
+    """A one-line reason naming the field; ``shown`` is the value made safe to print."""
+
+    def describe(value: Any) -> str:
+        shown = _show(value) if isinstance(value, str) else repr(value)
+        return template.format(name=name, value=value, shown=shown)
+
+    return describe
+
+
+def _show(value: str) -> str:
+    if len(value) > MAX_ID_LENGTH:
+        return f"longer than {MAX_ID_LENGTH} characters ({len(value)})"
+    return repr(value if len(value) <= 60 else value[:60] + "...")
+
+
+def _unsafe_mask(col: pa.ChunkedArray) -> np.ndarray:
+    # ids repeat a lot: check each distinct value once, then map back only when one is bad
+    uniq = pc.drop_null(pc.unique(col))
+    bad = pc.or_(
+        pc.match_substring_regex(uniq, _UNSAFE_ID),
+        pc.greater(pc.utf8_length(uniq), MAX_ID_LENGTH),
+    )
+    bad_values = uniq.filter(bad)
+    if len(bad_values) == 0:
+        return np.zeros(len(col), dtype=bool)
+    return _bools(pc.is_in(col, value_set=bad_values))
+
+
+# --- rejects -----------------------------------------------------------------------
+
+
+def _json_value(v: Any) -> Any:
+    # raw must stay valid JSON: NaN/Infinity are not, so they are spelled as strings
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
+def _raw_rows(rows: pa.Table, t_us: np.ndarray) -> list[str]:
+    """Each row as one JSON object of its delivered fields, in the table's column order."""
+    out = []
+    for row, t in zip(rows.to_pylist(), t_us, strict=True):
+        obj = {k: (int(t) / 1e6 if k == TIME else _json_value(v)) for k, v in row.items()}
+        out.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+    return out
+
+
+def _rejects_table(
+    measurement: str,
+    entries: Sequence[tuple[str, str, int | None]],
+    window: Window,
+    run_id: str,
+    ingested_at: datetime,
+) -> pa.Table:
+    seen: dict[str, tuple[str, str, int | None]] = {}
+    for reason, raw, t in entries:
+        seen.setdefault(reject_id(measurement, raw), (reason, raw, t))
+    n = len(seen)
+    values = list(seen.values())
+    arrays = [
+        pa.array([measurement] * n, pa.string()),
+        pa.array(list(seen), pa.string()),
+        pa.array([v[0] for v in values], pa.string()),
+        pa.array([v[1] for v in values], pa.string()),
+        pa.array([v[2] for v in values], pa.int64()).cast(TIME_TYPE),
+        pa.repeat(pa.scalar(as_utc(window.start), TIME_TYPE), n),
+        pa.repeat(pa.scalar(as_utc(window.end), TIME_TYPE), n),
+        pa.repeat(pa.scalar(as_utc(ingested_at), TIME_TYPE), n),
+        pa.repeat(pa.scalar(run_id, pa.string()), n),
+    ]
+    return pa.Table.from_arrays(arrays, schema=REJECTS_SCHEMA)
+
+
+# --- dedup -------------------------------------------------------------------------
+
+
+def _last_delivered_sorted(evse: pa.ChunkedArray, t_us: np.ndarray) -> np.ndarray:
+    """Row indices sorted by (evse_address, time), keeping the last delivered of each key."""
+    n = len(t_us)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    # sorting strings is slow; sort the few distinct addresses and sort rows by their rank
+    enc = pc.dictionary_encode(evse.combine_chunks() if isinstance(evse, pa.ChunkedArray) else evse)
+    ranks = np.empty(len(enc.dictionary), dtype=np.int64)
+    ranks[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
+    key = ranks[enc.indices.to_numpy()]
+    tmin = int(t_us.min())
+    span = int(t_us.max()) - tmin + 1
+    if len(ranks) * span < 2**62:
+        # one int64 key: a single stable argsort keeps delivery order within a key
+        order = np.argsort(key * span + (t_us - tmin), kind="stable")
+    else:
+        order = np.lexsort((t_us, key))  # stable as well
+    k, t = key[order], t_us[order]
+    last = np.ones(n, dtype=bool)
+    last[:-1] = (k[1:] != k[:-1]) | (t[1:] != t[:-1])
+    return order[last]
+
+
+# --- conversion --------------------------------------------------------------------
+
+
+def _scaled(col: pa.ChunkedArray, scale: float) -> pa.ChunkedArray:
+    if scale == 1.0:
+        return col
+    inverse = 1.0 / scale
+    if scale < 1.0 and inverse == round(inverse):
+        # dividing by the exact power of ten gives the correctly rounded result
+        # (12345 mWh -> 0.012345 kWh exactly), multiplying by 1e-6 need not
+        return pc.divide(col, inverse)
+    return pc.multiply(col, scale)
+
+
+def _extra_names(source: list[str], measurement: str) -> dict[str, str]:
+    """Unknown field -> its lake column name, prefixed when it would shadow a lake column."""
+    taken = set(schemas.arrow_schema(measurement).names)
+    out: dict[str, str] = {}
+    for name in source:
+        new = name
+        while new in taken:
+            new = "extra_" + new
+        taken.add(new)
+        out[name] = new
+    return out
+
+
+def _to_lake(
+    table: pa.Table, measurement: str, pscale: float, run_id: str, ingested_at: datetime
+) -> pa.Table:
+    n = table.num_rows
+    names = set(table.column_names)
+    specs = schemas.SPECS[measurement]
+    cols: dict[str, pa.ChunkedArray | pa.Array] = {TIME: table[TIME]}
+    for s in specs:
+        if s.source not in names:
+            cols[s.column] = pa.nulls(n, s.arrow_type)
+        elif s.kind == "bool":
+            cols[s.column] = pc.equal(table[s.source], 1.0)
+        elif s.kind == "number":
+            scale = pscale if s.source == "power" else s.scale
+            cols[s.column] = _scaled(table[s.source], scale)
+        else:
+            cols[s.column] = table[s.source]
+    known = {s.source for s in specs} | {TIME}
+    renamed = _extra_names(sorted(names - known), measurement)
+    extra_fields = []
+    for src, dst in sorted(renamed.items(), key=lambda kv: kv[1]):
+        cols[dst] = table[src]
+        extra_fields.append(pa.field(dst, table[src].type))
+    schema = schemas.arrow_schema(measurement, pa.schema(extra_fields))
+    cols[INGESTED_AT] = pa.repeat(pa.scalar(as_utc(ingested_at), TIME_TYPE), n)
+    cols[RUN_ID] = pa.repeat(pa.scalar(run_id, pa.string()), n)
+    arrays = [cols[f.name] for f in schema]
+    # every column already has its lake type; the cast only asserts it (safe, never lossy)
+    return pa.Table.from_arrays(arrays, names=schema.names).cast(schema)
+
+
+# --- power unit check --------------------------------------------------------------
+
+
+def check_power_unit(table: pa.Table, power_unit: str) -> tuple[str | None, bool]:
+    """Compare ``power_kw`` with ``voltage_v * current_actual_a / 1000`` on a lake table.
+
+    Returns (message, ok): message is None when no row has power, voltage and a current
+    worth comparing; ok is False when the median ratio is off by more than
+    ``UNIT_CHECK_TOLERANCE`` either way, which means ``POWERFLEX_POWER_UNIT`` is wrong.
+    """
+    need = ("power_kw", "voltage_v", "current_actual_a")
+    if not all(c in table.column_names for c in need):
+        return None, True
+    p, v, i = (np.asarray(table[c].to_numpy(zero_copy_only=False), dtype=np.float64) for c in need)
+    va = v * i
+    use = np.isfinite(p) & np.isfinite(va) & (va > UNIT_CHECK_MIN_VA)
+    if not use.any():
+        return None, True
+    ratio = float(np.median(p[use] / (va[use] / 1000.0)))
+    count = int(use.sum())
+    if 1.0 / UNIT_CHECK_TOLERANCE <= ratio <= UNIT_CHECK_TOLERANCE:
+        return f"power_kw consistent with V*I (median ratio {ratio:.2f} over {count} rows)", True
+    return _unit_warning(ratio, count, power_unit), False
+
+
+def _unit_warning(ratio: float, count: int, power_unit: str) -> str:
+    current = schemas.power_scale(power_unit)
+    if ratio > 0:
+        # the scale that would have made the ratio 1, snapped to the nearest known unit
+        wanted = math.log10(current / ratio)
+        suggest = min(
+            ("kW", "W", "mW"), key=lambda u: abs(math.log10(schemas.power_scale(u)) - wanted)
+        )
+    else:
+        suggest = power_unit
+    what = f"{ratio:.3g}x" if ratio > 0 else f"{ratio:.3g} (not positive)"
+    if suggest != power_unit:
+        todo = f"the API's power looks like {suggest}: set POWERFLEX_POWER_UNIT={suggest} (now {power_unit})"
+    else:
+        todo = f"check POWERFLEX_POWER_UNIT=kW|W|mW (now {power_unit})"
+    return f"power_kw is {what} voltage_v*current_actual_a/1000 (median over {count} rows); {todo}"
