@@ -1,15 +1,27 @@
 """Watermarks and per-window commit records under ``<lake>/_state/``.
 
-INTERFACE (stub; being implemented).
+Layout (flat JSON, so DuckDB can ``read_json_auto('<lake>/_state/windows/*/*.json')``)::
+
+    _state/watermarks/<m>.json                 {"measurement", "watermark", "updated_at"}
+    _state/windows/<m>/<start>--<end>.json     one WindowRecord per committed window
+
+Each file is written whole in one atomic step (local: temp + ``os.replace``; object store:
+one PUT). A window record is written after the window's data; rewriting a window
+overwrites its record. Watermarks only move forward.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from .lake import Lake
-from .windows import Window
+from . import lake as _lake
+from .errors import LakeError
+from .lake import Lake, _check_table
+from .schemas import MEASUREMENTS
+from .windows import Window, as_utc
 
 
 @dataclass(frozen=True)
@@ -22,23 +34,139 @@ class WindowRecord:
     seconds: float
     committed_at: datetime
 
+    def to_json(self) -> dict[str, Any]:
+        """The flat JSON form stored in the lake."""
+        return {
+            "measurement": self.measurement,
+            "window_start": self.window.start.isoformat(),
+            "window_end": self.window.end.isoformat(),
+            "rows": self.rows,
+            "rejects": self.rejects,
+            "run_id": self.run_id,
+            "seconds": self.seconds,
+            "committed_at": as_utc(self.committed_at).isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> WindowRecord:
+        return cls(
+            measurement=str(d["measurement"]),
+            window=Window(
+                datetime.fromisoformat(d["window_start"]), datetime.fromisoformat(d["window_end"])
+            ),
+            rows=int(d["rows"]),
+            rejects=int(d["rejects"]),
+            run_id=str(d["run_id"]),
+            seconds=float(d["seconds"]),
+            committed_at=as_utc(datetime.fromisoformat(d["committed_at"])),
+        )
+
+
+def _stamp(dt: datetime) -> str:
+    """A file-name-safe UTC instant: 20240601T060000Z (µs only when present)."""
+    dt = as_utc(dt)
+    return dt.strftime("%Y%m%dT%H%M%S.%fZ" if dt.microsecond else "%Y%m%dT%H%M%SZ")
+
 
 class State:
+    """Watermarks (forward only) and committed-window records of one lake."""
+
     def __init__(self, lake: Lake) -> None:
-        raise NotImplementedError
+        self.lake = lake
+        self._root = lake.root
+
+    def _watermark_path(self, m: str) -> str:
+        return self._root.path("_state", "watermarks", f"{_check_table(m)}.json")
+
+    def _record_path(self, m: str, window: Window) -> str:
+        name = f"{_stamp(window.start)}--{_stamp(window.end)}.json"
+        return self._root.path("_state", "windows", _check_table(m), name)
+
+    def _load(self, path: str) -> dict[str, Any] | None:
+        raw = self._root.read_bytes(path)
+        if raw is None:
+            return None
+        try:
+            d = json.loads(raw)
+        except ValueError:
+            raise LakeError(
+                f"state file {self._root.rel(path)} is not JSON; delete it or run `state reset`"
+            )
+        return d if isinstance(d, dict) else None
+
+    def _dump(self, path: str, d: dict[str, Any]) -> None:
+        self._root.write_atomic(path, json.dumps(d, sort_keys=True).encode())
 
     def watermark(self, measurement: str) -> datetime | None:
-        raise NotImplementedError
+        """The end of the committed range for ``measurement``, or None before any run."""
+        d = self._load(self._watermark_path(measurement))
+        if not d or not d.get("watermark"):
+            return None
+        return as_utc(datetime.fromisoformat(d["watermark"]))
 
     def advance_watermark(self, measurement: str, to: datetime) -> datetime:
         """Move forward only; returns the watermark now in force."""
-        raise NotImplementedError
+        # under the measurement's lock: two advancers must not interleave read and write
+        with self.lake.lock(measurement):
+            current = self.watermark(measurement)
+            to = as_utc(to)
+            if current is not None and current >= to:
+                return current
+            self._dump(
+                self._watermark_path(measurement),
+                {
+                    "measurement": measurement,
+                    "watermark": to.isoformat(),
+                    "updated_at": datetime.now(UTC).isoformat(),
+                },
+            )
+            return to
 
     def record_window(self, record: WindowRecord) -> None:
-        raise NotImplementedError
+        """Store the record of a committed window (call after its data is in place)."""
+        path = self._record_path(record.measurement, record.window)
+        _lake.crash_point("before_state")
+        self._dump(path, record.to_json())
+        _lake.crash_point("after_state")
 
     def committed_windows(self, measurement: str) -> list[WindowRecord]:
-        raise NotImplementedError
+        """Every recorded window of ``measurement``, by (start, end)."""
+        paths = self._root.glob(["_state", "windows", _check_table(measurement), "*.json"])
+        records = [WindowRecord.from_json(d) for p in paths if (d := self._load(p))]
+        return sorted(records, key=lambda r: (r.window.start, r.window.end))
 
     def reset(self, measurement: str | None = None) -> None:
-        raise NotImplementedError
+        """Forget watermarks and window records (of one measurement or all); never data."""
+        if measurement is None:
+            targets = [
+                *self._root.glob(["_state", "watermarks", "*.json"]),
+                *self._root.glob(["_state", "windows", "*", "*.json"]),
+            ]
+        else:
+            targets = [
+                self._watermark_path(measurement),
+                *self._root.glob(["_state", "windows", _check_table(measurement), "*.json"]),
+            ]
+        for p in targets:
+            self._root.remove(p)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per measurement, for ``state show``: watermark, last commit, rows, files, lock holder."""
+        out: dict[str, dict[str, Any]] = {}
+        for m in MEASUREMENTS:
+            mark = self.watermark(m)
+            records = self.committed_windows(m)
+            last = max(records, key=lambda r: r.committed_at, default=None)
+            stats = self.lake.stats(m)
+            rejects = self.lake.stats("rejects", measurement=m)
+            out[m] = {
+                "watermark": mark.isoformat() if mark else None,
+                "windows": len(records),
+                "last_commit": last.to_json() if last else None,
+                "rows": stats["rows"],
+                "files": stats["files"],
+                "bytes": stats["bytes"],
+                "rejects": rejects["rows"],
+                "lock_holder": self.lake.lock_holder(m),
+            }
+        return out

@@ -1,0 +1,188 @@
+"""Filesystem plumbing for the lake: one root (local directory or fsspec URL), safe paths,
+atomic whole-file writes.
+
+Local and remote differ in one place only: a local file is written to a temporary name on
+the same filesystem and moved into place with ``os.replace``; a remote object is written
+by one PUT (``fs.pipe_file``), which object stores apply atomically per object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import posixpath
+import re
+import uuid
+from typing import Any
+
+import fsspec
+from fsspec.spec import AbstractFileSystem
+
+from .errors import LakeError
+
+# one path component built by the lake: names, date=YYYY-MM-DD, part-HH.parquet, keys
+_SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+\-]{0,199}$")
+
+
+def safe_part(part: str, *, what: str = "path component") -> str:
+    """``part`` if it is one harmless path component; LakeError otherwise."""
+    if not _SAFE_PART.match(part) or part in (".", "..") or ".." in part:
+        raise LakeError(f"unsafe {what} {part!r}: only letters, digits and _ . = + - allowed")
+    return part
+
+
+def safe_token(text: str, *, max_len: int = 64) -> str:
+    """Squash free text (a run id) into a harmless path component."""
+    token = re.sub(r"[^A-Za-z0-9_\-]", "_", text)[:max_len].strip("_")
+    return token or "run"
+
+
+class Root:
+    """Where a lake lives: an fsspec filesystem plus a root path inside it."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        opts = dict(storage_options or {})
+        protocol = url.split("://", 1)[0] if "://" in url else "file"
+        if protocol in ("file", "local"):
+            path = url.split("://", 1)[1] if "://" in url else url
+            self.local = True
+            self.fs: AbstractFileSystem = fsspec.filesystem("file")
+            self.root = os.path.realpath(os.path.abspath(os.path.expanduser(path)))
+            self.url = self.root
+        else:
+            fs, path = fsspec.core.url_to_fs(url, **opts)
+            self.local = False
+            self.fs = fs
+            self.root = path.rstrip("/")
+            self.url = f"{protocol}://{self.root}"
+
+    def path(self, *parts: str) -> str:
+        """The filesystem path of ``<root>/<parts...>``; each part must be safe.
+
+        Checked after normalisation to still lie under the root, so nothing the lake
+        writes can land outside it.
+        """
+        for p in parts:
+            safe_part(p)
+        if self.local:
+            full = os.path.realpath(os.path.join(self.root, *parts))
+            if full != self.root and not full.startswith(self.root + os.sep):
+                raise LakeError(f"path {'/'.join(parts)!r} escapes the lake {self.root}")
+            return full
+        full = posixpath.normpath(posixpath.join(self.root, *parts))
+        if full != self.root and not full.startswith(self.root + "/"):
+            raise LakeError(f"path {'/'.join(parts)!r} escapes the lake {self.url}")
+        return full
+
+    def rel(self, path: str) -> str:
+        """``path`` relative to the root, with ``/`` separators."""
+        rel = os.path.relpath(path, self.root) if self.local else posixpath.relpath(path, self.root)
+        return rel.replace(os.sep, "/")
+
+    def uri(self, *parts: str) -> str:
+        """A full address for readers outside fsspec (DuckDB): local path or ``proto://...``."""
+        p = self.path(*parts)
+        if self.local:
+            return p
+        return f"{self.url.split('://', 1)[0]}://{p}"
+
+    # -- reading -------------------------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        if self.local:
+            return os.path.exists(path)
+        return bool(self.fs.exists(path))
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """The file's bytes, or None when it does not exist."""
+        try:
+            if self.local:
+                with open(path, "rb") as f:
+                    return f.read()
+            return bytes(self.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+
+    def glob(self, pattern_parts: list[str]) -> list[str]:
+        """Paths matching ``<root>/<pattern_parts...>`` (fsspec glob), sorted."""
+        pattern = (
+            os.path.join(self.root, *pattern_parts)
+            if self.local
+            else posixpath.join(self.root, *pattern_parts)
+        )
+        if not self.local:
+            self.fs.invalidate_cache()
+        return sorted(str(p) for p in self.fs.glob(pattern))
+
+    # -- writing -------------------------------------------------------------------------
+    def makedirs(self, path: str) -> None:
+        if self.local:
+            os.makedirs(path, exist_ok=True)
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Replace ``path`` with ``data`` in one atomic step (temp + os.replace, or one PUT)."""
+        if not self.local:
+            self.fs.pipe_file(path, data)
+            return
+        d = os.path.dirname(path)
+        os.makedirs(d, exist_ok=True)
+        tmp = os.path.join(d, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Write ``path`` only if it does not exist yet; False when it already did.
+
+        Atomic where the backend supports create-if-absent (local: ``os.link``; S3 and
+        memory: a conditional PUT). Elsewhere it degrades to check-then-write.
+        """
+        if self.local:
+            d = os.path.dirname(path)
+            os.makedirs(d, exist_ok=True)
+            tmp = os.path.join(d, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+        try:
+            self.fs.pipe_file(path, data, mode="create")
+            return True
+        except FileExistsError:
+            return False
+        except OSError as err:
+            # s3fs maps a failed If-None-Match without its condition field to EINVAL
+            if err.errno == errno.EINVAL:
+                return False
+            raise
+        except TypeError:
+            # a backend without the ``mode`` argument: best effort
+            if self.fs.exists(path):
+                return False
+            self.fs.pipe_file(path, data)
+            return True
+
+    def remove(self, path: str) -> bool:
+        """Delete one file; False when it was already gone."""
+        try:
+            if self.local:
+                os.unlink(path)
+            else:
+                self.fs.rm_file(path)
+            return True
+        except FileNotFoundError:
+            return False
