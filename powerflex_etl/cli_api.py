@@ -1,9 +1,282 @@
-"""`powerflex-etl api ...`: one subcommand per PowerFlex endpoint (stub; being implemented)."""
+"""`powerflex-etl api ...`: one subcommand per PowerFlex endpoint; answers printed as JSON.
+
+A thin layer: input is checked here or by the client before anything is sent, and every
+failure is a :class:`~powerflex_etl.errors.PowerflexError` that ``cli.main()`` prints as
+one line. The password comes only from ``POWERFLEX_PASSWORD`` or a hidden prompt.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .client import PowerflexClient
 
 api_app = typer.Typer(
     help="Call the PowerFlex API directly; answers are printed as JSON.", no_args_is_help=True
 )
+measurement_app = typer.Typer(
+    help="Time-series data (/get_measurement_data).", no_args_is_help=True
+)
+signal_app = typer.Typer(
+    help="External signals (/get_external_signal, /set_external_signal).", no_args_is_help=True
+)
+load_app = typer.Typer(
+    help="The site's real-time load (/set_real_time_load).", no_args_is_help=True
+)
+peak_app = typer.Typer(
+    help="Monthly target peak power in kW (/get_ and /set_target_peak_power_kW).",
+    no_args_is_help=True,
+)
+schedule_app = typer.Typer(
+    help="Max-power schedules (/set_max_power_schedule).", no_args_is_help=True
+)
+api_app.add_typer(measurement_app, name="measurement")
+api_app.add_typer(signal_app, name="external-signal")
+api_app.add_typer(load_app, name="real-time-load")
+api_app.add_typer(peak_app, name="target-peak")
+api_app.add_typer(schedule_app, name="max-power-schedule")
+
+
+class Measurement(StrEnum):
+    ct_response = "ct_response"
+    evse_request = "evse_request"
+    evse_response = "evse_response"
+
+
+class Unit(StrEnum):
+    kW = "kW"
+    A = "A"
+
+
+@dataclass
+class _Conn:
+    """Connection overrides from the `api` callback; the rest comes from POWERFLEX_*."""
+
+    base_url: str | None = None
+    username: str | None = None
+    insecure: bool = False
+
+
+AccId = Annotated[
+    str, typer.Option("--acc-id", help='Site id (acc_id), e.g. 3 or "03"; sent in integer form.')
+]
+
+
+@api_app.callback()
+def api_main(
+    ctx: typer.Context,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="API base URL (POWERFLEX_BASE_URL).")
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", help="Login name (POWERFLEX_USERNAME).")
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Do not verify the server's TLS certificate (POWERFLEX_VERIFY_TLS)."
+        ),
+    ] = False,
+) -> None:
+    """Connection: flags here, else POWERFLEX_* variables. The password only from
+    POWERFLEX_PASSWORD (or a prompt on a terminal), never a flag."""
+    ctx.obj = _Conn(base_url=base_url, username=username, insecure=insecure)
+
+
+def _client(ctx: typer.Context) -> PowerflexClient:
+    from pydantic import SecretStr, ValidationError
+
+    from .client import PowerflexClient
+    from .settings import Settings
+
+    conn = ctx.find_object(_Conn) or _Conn()
+    overrides: dict[str, Any] = {}
+    if conn.base_url:
+        overrides["base_url"] = conn.base_url
+    if conn.username:
+        overrides["username"] = conn.username
+    if conn.insecure:
+        overrides["verify_tls"] = False
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"bad setting {field}: {first['msg']}")
+    if not settings.password.get_secret_value() and sys.stdin.isatty():
+        typed = typer.prompt("PowerFlex password", hide_input=True)
+        settings = settings.model_copy(update={"password": SecretStr(typed)})
+    return PowerflexClient(settings)
+
+
+def _print(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2))
+
+
+@api_app.command("login-check")
+def login_check(ctx: typer.Context) -> None:
+    """Log in and print when the token expires (never the token)."""
+    with _client(ctx) as client:
+        exp = client.login_check()
+        _print(
+            {
+                "base_url": client.settings.base_url,
+                "username": client.settings.username,
+                "logged_in": True,
+                "token_expires": exp.isoformat() if exp else None,
+            }
+        )
+
+
+@measurement_app.command("get")
+def measurement_get(
+    ctx: typer.Context,
+    measurement: Annotated[
+        Measurement, typer.Option("--measurement", help="Which measurement to fetch.")
+    ],
+    start: Annotated[str, typer.Option("--start", help="ISO date/datetime, UTC unless given.")],
+    end: Annotated[str, typer.Option("--end", help="ISO date/datetime, exclusive.")],
+) -> None:
+    """Print the raw answer for start <= time < end, exactly as the API sent it."""
+    from .windows import Window, parse_time
+
+    window = Window(parse_time(start, name="--start"), parse_time(end, name="--end"))
+    with _client(ctx) as client:
+        body = client.get_measurement_data(measurement.value, window.start, window.end)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(body)
+    sys.stdout.buffer.flush()
+
+
+@signal_app.command("get")
+def signal_get(
+    ctx: typer.Context,
+    acc_id: AccId,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Only this signal (default: all of them).")
+    ] = None,
+) -> None:
+    """Print the site's external signals, or the one named."""
+    from .client import acc_path
+
+    acc_path(acc_id)
+    with _client(ctx) as client:
+        _print(client.get_external_signal(acc_id, name))
+
+
+@signal_app.command("set")
+def signal_set(
+    ctx: typer.Context,
+    acc_id: AccId,
+    name: Annotated[str, typer.Option("--name", help="Signal name, e.g. DCM_EVSE_Allocation.")],
+    max_load: Annotated[
+        float, typer.Option("--max-load", help="Maximum aggregate load, in --unit.")
+    ],
+    unit: Annotated[Unit, typer.Option("--unit", help="kW or A.")],
+    enabled: Annotated[
+        bool, typer.Option("--enabled/--disabled", help="Turn the signal on or off.")
+    ],
+) -> None:
+    """Create or change an external signal; prints what the API sends back."""
+    from .client import acc_path, check_signal
+
+    acc_path(acc_id)
+    check_signal(name, max_load, unit.value, enabled)
+    with _client(ctx) as client:
+        _print(
+            client.set_external_signal(
+                acc_id, name=name, max_load=max_load, max_load_unit=unit.value, is_enabled=enabled
+            )
+        )
+
+
+@load_app.command("set")
+def load_set(
+    ctx: typer.Context,
+    acc_id: AccId,
+    kw: Annotated[int, typer.Option("--kw", help="Real-time load of the site, whole kW.")],
+) -> None:
+    """Report the site's real-time load."""
+    from .client import acc_path
+
+    acc_path(acc_id)
+    with _client(ctx) as client:
+        _print(client.set_real_time_load(acc_id, kw))
+
+
+@peak_app.command("get")
+def peak_get(ctx: typer.Context, acc_id: AccId) -> None:
+    """Print the target peak power (kW) of every month."""
+    from .client import acc_path
+
+    acc_path(acc_id)
+    with _client(ctx) as client:
+        _print(client.get_target_peak_power(acc_id))
+
+
+@peak_app.command("set")
+def peak_set(
+    ctx: typer.Context,
+    acc_id: AccId,
+    month: Annotated[
+        list[str],
+        typer.Option("--month", help="MONTH=KW, e.g. Jun=700; repeat for more months."),
+    ],
+) -> None:
+    """Set the target peak power of some months; prints all twelve."""
+    from .client import acc_path, check_months
+
+    acc_path(acc_id)
+    months = check_months(parse_months(month))
+    with _client(ctx) as client:
+        _print(client.set_target_peak_power(acc_id, months))
+
+
+@schedule_app.command("set")
+def schedule_set(
+    ctx: typer.Context,
+    acc_id: AccId,
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file", help='JSON file: {"definition": [...], "max_power_units", "is_enabled", ...}.'
+        ),
+    ],
+) -> None:
+    """Send a max-power schedule read from a JSON file."""
+    from .client import acc_path, check_schedule
+
+    acc_path(acc_id)
+    try:
+        schedule = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read schedule file {file}: {err.strerror or err}")
+    except ValueError as err:
+        raise ConfigError(f"schedule file {file} is not JSON: {err}")
+    check_schedule(schedule)
+    with _client(ctx) as client:
+        _print(client.set_max_power_schedule(acc_id, schedule))
+
+
+def parse_months(items: list[str]) -> dict[str, int]:
+    """``["Jun=700", "Jul=555"]`` -> ``{"Jun": 700, "Jul": 555}`` (names checked later)."""
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = int(value.strip())
+        except ValueError:
+            raise ConfigError(f"--month {item!r} is not MONTH=KW", hint="e.g. --month Jun=700")
+    return out
