@@ -150,7 +150,9 @@ def normalize(
     stats.rejects_out = rejects.num_rows
 
     # 5. dedup (before conversion: fewer rows to convert), sorted by the key
-    order = _last_delivered_sorted(table["evse_address"], t_us)
+    # with no evse_address column every row was rejected above, so nothing is left
+    evse = table["evse_address"] if table.num_rows else pa.chunked_array([], pa.string())
+    order = _last_delivered_sorted(evse, t_us)
     stats.duplicates = table.num_rows - len(order)
     table = table.take(pa.array(order))
 
@@ -266,13 +268,13 @@ def _validate(table: pa.Table, measurement: str) -> dict[int, str]:
         bad = pc.and_(
             pc.is_valid(col), pc.invert(pc.is_in(col, value_set=pa.array(CHARGING_STATES)))
         )
-        record(
-            _bools(bad), "charging_state", _reason("unknown {name}: {shown}", "charging_state")
-        )
+        record(_bools(bad), "charging_state", _reason("unknown {name}: {shown}", "charging_state"))
     for s in specs:
         if s.kind == "bool" and s.source in names:
             col = table[s.source]
-            bad = pc.invert(pc.is_in(col, value_set=pa.array([0.0, 1.0])))
+            bad = pc.and_(
+                pc.is_valid(col), pc.invert(pc.is_in(col, value_set=pa.array([0.0, 1.0])))
+            )
             record(_bools(bad), s.source, _reason("{name} not 0/1: {value!r}", s.source))
     floats = [
         c
