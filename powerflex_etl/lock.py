@@ -200,6 +200,15 @@ class _Lease(Held):
             return None
         return now or {}
 
+    def check(self) -> None:
+        """Re-read the lease: raise LockError unless it is still ours and unexpired."""
+        if not self.lost:
+            cur = self._current()
+            mine = cur is not None and cur.get("token") == self.token
+            if not mine or float(cur.get("expires", 0) if cur else 0) <= time.time():
+                self.lost = True
+        super().check()
+
     def start_renewal(self) -> None:
         self._renewer = threading.Thread(
             target=self._renew_loop, name=f"lease-{self.measurement}", daemon=True
