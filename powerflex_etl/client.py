@@ -14,6 +14,7 @@ import random
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http.client import HTTPException
@@ -44,6 +45,8 @@ POOL_SIZE = 16
 _CHUNK = 1 << 20
 # error bodies are read only this far: they are for a one-line message
 _ERROR_BODY_LIMIT = 64 * 1024
+# login and DCM answers are a few hundred bytes; anything this big is not one of them
+_SMALL_ANSWER_LIMIT = 16 * 1024**2
 
 
 class ClientNotPicklableError(ConfigError, TypeError):
@@ -91,6 +94,10 @@ class PowerflexClient:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._expires_at: float | None = None
+        if not settings.verify_tls:
+            # the user turned verification off on purpose: say so once, not on every request
+            log.warning("TLS certificate verification is off for %s", self._base)
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE, max_retries=0)
         self._session.mount("https://", adapter)
@@ -294,7 +301,7 @@ class PowerflexClient:
                     endpoint=endpoint,
                     status=status,
                 )
-            return self._read_body(resp, label, endpoint, limit or self.settings.max_answer_bytes)
+            return self._read_body(resp, label, endpoint, limit or _SMALL_ANSWER_LIMIT)
 
     def _read_body(self, resp: requests.Response, label: str, endpoint: str, limit: int) -> bytes:
         declared = _declared_length(resp)
@@ -373,7 +380,13 @@ class PowerflexClient:
         window = Window(start, end)
         start_s, end_s = window.epoch_s
         body = {"measurement": measurement, self.settings.window_key: [start_s, end_s]}
-        return self._call("POST", "/get_measurement_data", body, context=f"{measurement} {window}")
+        return self._call(
+            "POST",
+            "/get_measurement_data",
+            body,
+            context=f"{measurement} {window}",
+            limit=self.settings.max_answer_bytes,
+        )
 
     def get_external_signal(self, acc_id: str | int, name: str | None = None) -> dict[str, Any]:
         """All external signals of a site (``{name: signal}``), or the one named."""
