@@ -1,0 +1,194 @@
+"""What a failed or crashed commit leaves behind, and that nothing escapes the lake."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from powerflex_etl import lake as lake_mod
+from powerflex_etl.errors import LakeError
+from powerflex_etl.lake import Lake
+from powerflex_etl.state import State, WindowRecord
+from tests.test_lake_helpers import (
+    NO_REJECTS,
+    M,
+    at,
+    ct_rows,
+    grid,
+    inside,
+    reject_rows,
+    rows_of,
+    snapshot_files,
+    win,
+)
+
+D = "ct_response/date=2020-02-28"
+
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.fixture
+def lake(tmp_path: object) -> Lake:
+    lk = Lake(str(tmp_path))
+    day = grid(0, 24)
+    lk.commit_window(M, win(0, 24), ct_rows(day, power=1.0), NO_REJECTS, run_id="old")
+    return lk
+
+
+@pytest.fixture
+def hook(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    points: list[str] = []
+    monkeypatch.setattr(lake_mod, "CRASH_HOOK", points.append)
+    return points
+
+
+def test_writer_failing_after_first_slot_leaves_every_file_byte_identical(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = snapshot_files(lake.url)
+    real = lake_mod.write_parquet
+    calls = []
+
+    def flaky(table: pa.Table, where: Any, dictionary: Any) -> None:
+        calls.append(where)
+        if len(calls) > 1:
+            raise Boom("disk full")
+        real(table, where, dictionary)
+
+    monkeypatch.setattr(lake_mod, "write_parquet", flaky)
+    w = win(3, 21)  # four slots
+    with pytest.raises(Boom):
+        lake.commit_window(
+            M, w, ct_rows(inside(grid(0, 24), w), power=2.0), NO_REJECTS, run_id="new"
+        )
+    assert len(calls) == 2  # the first slot was staged, the second failed
+    assert snapshot_files(lake.url) == before
+    assert os.listdir(os.path.join(lake.url, "_staging")) == []
+
+
+def test_crash_hook_is_called_at_each_step_in_order(lake: Lake, hook: list[str]) -> None:
+    w = win(3, 9)
+    bad = reject_rows([("row-1", at(4))], w)
+    lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w)), bad, run_id="new")
+    State(lake).record_window(WindowRecord(M, w, 1, 1, "new", 0.1, datetime.now(UTC)))
+    s0, s1 = f"{D}/part-00.parquet", f"{D}/part-06.parquet"
+    assert hook == [
+        f"staged:{s0}",
+        f"staged:{s1}",
+        "rejects_staged",
+        f"before_replace:{s0}",
+        f"after_replace:{s0}",
+        f"before_replace:{s1}",
+        f"after_replace:{s1}",
+        "rejects_replaced",
+        "before_state",
+        "after_state",
+    ]
+
+
+def test_each_slot_is_old_or_new_at_every_step(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = os.path.join(lake.url, D, "part-06.parquet")
+    seen: dict[str, set[float]] = {}
+
+    def look(point: str) -> None:
+        powers = set(lake_mod.pq.read_table(path).column("power_kw").to_pylist())
+        seen[point] = powers
+
+    monkeypatch.setattr(lake_mod, "CRASH_HOOK", look)
+    w = win(3, 9)
+    lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w), power=2.0), NO_REJECTS, run_id="n")
+    slot = f"{D}/part-06.parquet"
+    assert seen[f"before_replace:{slot}"] == {1.0}
+    assert seen[f"after_replace:{slot}"] == {1.0, 2.0}  # 06-09 new, 09-12 kept
+
+
+def test_crash_between_slot_replaces_then_rerun_converges(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = win(3, 15)
+    new = ct_rows(inside(grid(0, 24), w), power=2.0)
+
+    def die(point: str) -> None:
+        if point == f"after_replace:{D}/part-00.parquet":
+            raise Boom("killed")
+
+    monkeypatch.setattr(lake_mod, "CRASH_HOOK", die)
+    with pytest.raises(Boom):
+        lake.commit_window(M, w, new, NO_REJECTS, run_id="crashed")
+    # the first slot is wholly new, the others wholly old
+    powers = {(r["time"].hour // 6): r["power_kw"] for r in lake.read(M).to_pylist()}
+    assert powers[0] == 2.0 and powers[1] == 1.0
+    monkeypatch.setattr(lake_mod, "CRASH_HOOK", None)
+    lake.commit_window(M, w, new, NO_REJECTS, run_id="rerun")
+    expected = [(e, t, 2.0 if w.start <= t < w.end else 1.0) for e, t in grid(0, 24)]
+    got = sorted((r["evse_address"], r["time"], r["power_kw"]) for r in lake.read(M).to_pylist())
+    assert got == sorted(expected)
+
+
+def test_window_record_is_written_after_the_data(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = State(lake)
+    w = win(6, 12)
+    record_dir = os.path.join(lake.url, "_state", "windows", M)
+    order: list[tuple[str, bool]] = []
+
+    def note(point: str) -> None:
+        order.append((point, os.path.isdir(record_dir) and bool(os.listdir(record_dir))))
+
+    monkeypatch.setattr(lake_mod, "CRASH_HOOK", note)
+    # the pipeline's order: commit, then record
+    lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w)), NO_REJECTS, run_id="n")
+    state.record_window(WindowRecord(M, w, 36, 0, "n", 0.2, datetime.now(UTC)))
+    assert all(not has for point, has in order if point != "after_state")
+    assert order[-1] == ("after_state", True)
+
+
+def test_staging_of_dead_runs_is_cleaned_at_the_next_commit(lake: Lake) -> None:
+    staging = os.path.join(lake.url, "_staging")
+    dead, live = os.path.join(staging, "dead-run"), os.path.join(staging, "live-run")
+    for d in (dead, live):
+        os.makedirs(d)
+        with open(os.path.join(d, "x.parquet"), "wb") as f:
+            f.write(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(dead, (two_hours_ago, two_hours_ago))
+    lake.commit_window(M, win(0, 6), ct_rows(grid(0, 6)), NO_REJECTS, run_id="n")
+    assert sorted(os.listdir(staging)) == ["live-run"]
+
+
+@pytest.mark.parametrize("bad", ["..", "../x", "a/b", "", ".hidden", "x\x00", "/abs"])
+def test_no_path_can_leave_the_lake(tmp_path: object, bad: str) -> None:
+    lake = Lake(str(tmp_path))
+    with pytest.raises(LakeError):
+        lake.root.path(bad)
+    with pytest.raises(LakeError):
+        lake.table_path(bad)
+
+
+def test_a_symlink_out_of_the_lake_is_refused(tmp_path: Any) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    lake = Lake(str(tmp_path / "lake"))
+    os.makedirs(lake.url)
+    os.symlink(outside, os.path.join(lake.url, M))
+    with pytest.raises(LakeError, match="escapes"):
+        lake.commit_window(M, win(0, 6), ct_rows(grid(0, 6)), NO_REJECTS, run_id="n")
+    assert list(outside.iterdir()) == []
+
+
+def test_run_id_cannot_steer_the_staging_path(tmp_path: Any) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    lake.commit_window(M, win(0, 6), ct_rows(grid(0, 6)), NO_REJECTS, run_id="../../evil")
+    written = {
+        os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path) for f in fs
+    }
+    assert all(p.startswith("lake" + os.sep) for p in written)
+    assert rows_of(lake.read(M)) == rows_of(ct_rows(grid(0, 6)))
