@@ -204,7 +204,7 @@ def write(
     key = snapshot_key(acc_id, run_id=run_id, at=at)
     rows: dict[str, int] = {}
     for name, table in tables.items():
-        lake.write_snapshot(name, table, key)
+        lake.write_snapshot(name, table, key, at=_utc(at))
         rows[name] = table.num_rows
     return rows
 

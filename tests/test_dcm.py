@@ -78,8 +78,12 @@ class RecordingLake:
     def __init__(self) -> None:
         self.files: dict[tuple[str, str], pa.Table] = {}
 
-    def write_snapshot(self, name: str, table: pa.Table, key: str) -> None:
+    def write_snapshot(
+        self, name: str, table: pa.Table, key: str, *, at: datetime | None = None
+    ) -> str:
+        assert at == AT
         self.files[(name, key)] = table
+        return f"{name}/date={AT:%Y-%m-%d}/snap-{key}.parquet"
 
 
 def test_vendor_signal_example_becomes_one_row_with_the_contract_schema() -> None:

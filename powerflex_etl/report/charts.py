@@ -1,0 +1,245 @@
+"""Vega-Lite specs for the report, rendered offline to inline SVG with ``vl_convert``.
+
+Specs are plain dicts built by pure functions (testable without rendering); times arrive
+as naive ISO wall-clock strings, so the picture does not depend on the renderer's zone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .queries import ReportData
+
+Spec = dict[str, Any]
+WIDTH = 1100
+_FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
+_CONFIG: Spec = {
+    "font": _FONT,
+    "view": {"stroke": None},
+    "axis": {"labelFontSize": 11, "titleFontSize": 12, "gridColor": "#e6e6e6"},
+    "legend": {"labelFontSize": 11, "titleFontSize": 12},
+}
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One figure of the report: its key (``data-chart``), caption and Vega-Lite spec."""
+
+    key: str
+    title: str
+    caption: str
+    spec: Spec | None  # None: nothing to draw in this range
+
+    @property
+    def has_data(self) -> bool:
+        return self.spec is not None
+
+
+def _base(values: list[dict[str, Any]], height: int = 260) -> Spec:
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "data": {"values": values},
+        "width": WIDTH,
+        "height": height,
+        "config": _CONFIG,
+    }
+
+
+_SITE_COLOR: Spec = {"field": "acc_id", "type": "nominal", "title": "site (acc_id)"}
+
+
+def daily_energy(data: ReportData) -> Chart:
+    """Energy delivered per local day, stacked by site."""
+    spec = None
+    if data.daily_energy:
+        spec = _base(data.daily_energy) | {
+            "mark": {"type": "bar"},
+            "encoding": {
+                "x": {
+                    "field": "day",
+                    "type": "ordinal",
+                    "timeUnit": "yearmonthdate",
+                    "title": "day",
+                },
+                "y": {"field": "energy_kwh", "type": "quantitative", "title": "energy (kWh)"},
+                "color": _SITE_COLOR,
+            },
+        }
+    return Chart(
+        "daily_energy",
+        "Daily energy",
+        "Energy delivered per local day (kWh), from the 15-minute site load, stacked by site.",
+        spec,
+    )
+
+
+def sessions_per_day(data: ReportData) -> Chart:
+    """Sessions started per local day, stacked by site."""
+    spec = None
+    if data.sessions_per_day:
+        spec = _base(data.sessions_per_day) | {
+            "mark": {"type": "bar"},
+            "encoding": {
+                "x": {
+                    "field": "day",
+                    "type": "ordinal",
+                    "timeUnit": "yearmonthdate",
+                    "title": "day",
+                },
+                "y": {"field": "sessions", "type": "quantitative", "title": "sessions started"},
+                "color": _SITE_COLOR,
+            },
+        }
+    return Chart(
+        "sessions_per_day",
+        "Sessions per day",
+        "Charging sessions by the local day they started, stacked by site.",
+        spec,
+    )
+
+
+def site_load(data: ReportData) -> Chart:
+    """Demand per site over time, with the month's target peak power as a dashed line."""
+    spec = None
+    if data.site_load:
+        x = {"field": "t", "type": "temporal", "title": "local time"}
+        spec = _base(data.site_load, 300) | {
+            "layer": [
+                {
+                    "mark": {"type": "line", "strokeWidth": 1.2, "interpolate": "step-after"},
+                    "encoding": {
+                        "x": x,
+                        "y": {"field": "demand_kw", "type": "quantitative", "title": "demand (kW)"},
+                        "color": _SITE_COLOR,
+                    },
+                },
+                {
+                    "mark": {"type": "line", "strokeDash": [6, 4], "strokeWidth": 1.5},
+                    "transform": [{"filter": "datum.target_kw != null"}],
+                    "encoding": {
+                        "x": x,
+                        "y": {"field": "target_kw", "type": "quantitative"},
+                        "color": _SITE_COLOR,
+                    },
+                },
+            ],
+        }
+    bucket = data.load_bucket
+    how = (
+        "15-minute mean demand"
+        if bucket == "15 minutes"
+        else f"the highest 15-minute demand per {bucket.removeprefix('1 ')}"
+    )
+    return Chart(
+        "site_load",
+        "Site load",
+        f"Site load: {how} (kW) per site; dashed: the month's target peak power where known.",
+        spec,
+    )
+
+
+def _histogram(values: list[dict[str, Any]], field: str, title: str) -> Spec:
+    return _base(values, 220) | {
+        "mark": {"type": "bar"},
+        "encoding": {
+            "x": {"field": field, "type": "quantitative", "bin": {"maxbins": 40}, "title": title},
+            "y": {"aggregate": "count", "type": "quantitative", "title": "sessions"},
+            "color": {
+                "field": "cut",
+                "type": "nominal",
+                "title": "cut by the data range",
+                "scale": {"domain": [False, True], "range": ["#4c78a8", "#bab0ac"]},
+            },
+        },
+    }
+
+
+def session_duration(data: ReportData) -> Chart:
+    """Distribution of plug-in durations."""
+    values = [r for r in data.session_stats if r["duration_h"] is not None]
+    spec = _histogram(values, "duration_h", "plugged duration (hours)") if values else None
+    return Chart(
+        "session_duration",
+        "Session duration",
+        "Plugged duration per session (hours); grey: sessions cut at the start or end of the data.",
+        spec,
+    )
+
+
+def session_energy(data: ReportData) -> Chart:
+    """Distribution of energy per session."""
+    values = [r for r in data.session_stats if r["energy_kwh"] is not None]
+    spec = _histogram(values, "energy_kwh", "energy per session (kWh)") if values else None
+    return Chart(
+        "session_energy",
+        "Session energy",
+        "Energy delivered per session (kWh); grey: sessions cut at the start or end of the data.",
+        spec,
+    )
+
+
+def evse_utilization(data: ReportData) -> Chart:
+    """EVSE x local day heat map of plugged hours (charging hours in the tooltip-free text)."""
+    spec = None
+    if data.utilization:
+        evses = len({r["evse_address"] for r in data.utilization})
+        spec = _base(data.utilization, max(80, 14 * evses)) | {
+            "mark": {"type": "rect"},
+            "encoding": {
+                "x": {
+                    "field": "day",
+                    "type": "ordinal",
+                    "timeUnit": "yearmonthdate",
+                    "title": "local day",
+                },
+                "y": {
+                    "field": "evse_address",
+                    "type": "nominal",
+                    "title": "EVSE",
+                    "sort": "ascending",
+                },
+                "color": {
+                    "field": "plugged_hours",
+                    "type": "quantitative",
+                    "title": "plugged h",
+                    "scale": {"scheme": "blues", "domain": [0, 24]},
+                },
+            },
+        }
+    return Chart(
+        "evse_utilization",
+        "EVSE utilization",
+        "Hours each EVSE had a car plugged in, per local day (0-24 h).",
+        spec,
+    )
+
+
+CHARTS = (
+    daily_energy,
+    sessions_per_day,
+    site_load,
+    session_duration,
+    session_energy,
+    evse_utilization,
+)
+
+
+def charts(data: ReportData) -> list[Chart]:
+    """Every chart of the report, in page order."""
+    return [make(data) for make in CHARTS]
+
+
+# namespace declarations are not fetched by anyone, but an inline <svg> in HTML does not
+# need them, and without them the file holds no http(s) URL at all
+_XMLNS = re.compile(r'\s+xmlns(?::\w+)?="[^"]*"')
+
+
+def render_svg(spec: Spec) -> str:
+    """The chart as an inline ``<svg>`` element, rendered offline (no network, no fonts fetched)."""
+    import vl_convert
+
+    svg = str(vl_convert.vegalite_to_svg(spec))
+    start = svg.find("<svg")
+    return _XMLNS.sub("", svg[start:], count=2)

@@ -1,0 +1,228 @@
+"""What the report shows, read from the lake's views (read-only) into small Python values.
+
+Every query is filtered to ``[start, end)`` on the view's own time column: sessions by
+``session_start``, load by ``interval_start``, telemetry by ``time``; per-day views by the
+local days that range touches. Only the bounds are parameters; no data enters SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+# the widest range DuckDB's timestamptz holds comfortably: "no bound"
+_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+_MAX = datetime(9999, 1, 1, tzinfo=UTC)
+# more points than this in the load chart and it is bucketed coarser (peaks kept)
+MAX_LOAD_POINTS = 6000
+_BUCKETS: tuple[tuple[str, int], ...] = (("15 minutes", 15), ("1 hour", 60), ("1 day", 1440))
+
+
+@dataclass(frozen=True)
+class SitePeak:
+    """The highest 15-minute demand of one site in the range."""
+
+    acc_id: str
+    peak_demand_kw: float
+    peak_interval_start: datetime
+
+
+@dataclass
+class ReportData:
+    """Everything the page shows; rows are plain dicts ready for a Vega-Lite ``values``."""
+
+    start: datetime | None
+    end: datetime | None
+    first_time: datetime | None = None
+    last_time: datetime | None = None
+    sessions: int = 0
+    energy_kwh: float = 0.0
+    peaks: list[SitePeak] = field(default_factory=list)
+    daily_energy: list[dict[str, Any]] = field(default_factory=list)
+    sessions_per_day: list[dict[str, Any]] = field(default_factory=list)
+    site_load: list[dict[str, Any]] = field(default_factory=list)
+    load_bucket: str = "15 minutes"
+    session_stats: list[dict[str, Any]] = field(default_factory=list)
+    utilization: list[dict[str, Any]] = field(default_factory=list)
+    monthly: list[dict[str, Any]] = field(default_factory=list)
+    missing_views: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True when the range holds no telemetry and no session."""
+        return self.first_time is None and self.sessions == 0
+
+
+def _utc(t: datetime | None, default: datetime) -> datetime:
+    if t is None:
+        return default
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _wall(t: Any) -> str | None:
+    """A timestamp as naive ISO wall time: Vega parses it as-is, whatever the renderer's zone."""
+    if t is None:
+        return None
+    if isinstance(t, datetime):
+        return t.replace(tzinfo=None).isoformat(timespec="seconds")
+    if isinstance(t, date):
+        return f"{t.isoformat()}T00:00:00"
+    return str(t)
+
+
+class _Q:
+    """A connection plus the range's parameters; remembers views that are not there."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> None:
+        self.con = con
+        last_day = (end - timedelta(microseconds=1)).date() if end < _MAX else date(9998, 12, 31)
+        self.params: dict[str, Any] = {
+            "start": start,
+            "end": end,
+            "start_day": start.date(),
+            "end_day": last_day + timedelta(days=1),
+        }
+        self.missing: list[str] = []
+
+    def rows(self, view: str, sql: str) -> list[dict[str, Any]]:
+        try:
+            used = set(re.findall(r"\$(\w+)", sql))
+            cur = self.con.execute(sql, {k: v for k, v in self.params.items() if k in used})
+        except duckdb.CatalogException:
+            # a catalog built before this view existed: the section says so instead of failing
+            if view not in self.missing:
+                self.missing.append(view)
+            return []
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def load(
+    con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None
+) -> ReportData:
+    """Query every number and chart series of the report over ``[start, end)``."""
+    s, e = _utc(start, _MIN), _utc(end, _MAX)
+    q = _Q(con, s, e)
+    data = ReportData(start=start and s, end=end and e)
+    in_range = "{col} >= $start and {col} < $end"
+
+    span = q.rows(
+        "ct_response",
+        "select min(time) as first_time, max(time) as last_time from ct_response "
+        f"where {in_range.format(col='time')}",
+    )
+    if span:
+        data.first_time, data.last_time = span[0]["first_time"], span[0]["last_time"]
+
+    sessions_where = in_range.format(col="session_start")
+    head = q.rows(
+        "charging_sessions", f"select count(*) as n from charging_sessions where {sessions_where}"
+    )
+    data.sessions = int(head[0]["n"]) if head else 0
+
+    load_where = in_range.format(col="interval_start")
+    energy = q.rows(
+        "site_load_15min",
+        f"select coalesce(sum(energy_kwh), 0) as kwh from site_load_15min where {load_where}",
+    )
+    data.energy_kwh = float(energy[0]["kwh"]) if energy else 0.0
+    data.peaks = [
+        SitePeak(str(r["acc_id"]), float(r["peak"]), r["at"])
+        for r in q.rows(
+            "site_load_15min",
+            "select acc_id, max(demand_kw) as peak, arg_max(interval_start, demand_kw) as at "
+            f"from site_load_15min where {load_where} and demand_kw is not null "
+            "group by acc_id order by acc_id",
+        )
+    ]
+
+    data.daily_energy = [
+        {"day": _wall(r["day"]), "acc_id": r["acc_id"], "energy_kwh": r["energy_kwh"]}
+        for r in q.rows(
+            "site_load_15min",
+            "select interval_start_local::date as day, acc_id, sum(energy_kwh) as energy_kwh "
+            f"from site_load_15min where {load_where} group by all order by all",
+        )
+    ]
+    data.sessions_per_day = [
+        {"day": _wall(r["day"]), "acc_id": r["acc_id"], "sessions": r["sessions"]}
+        for r in q.rows(
+            "charging_sessions",
+            "select session_start_local::date as day, acc_id, count(*) as sessions "
+            f"from charging_sessions where {sessions_where} group by all order by all",
+        )
+    ]
+    data.load_bucket, data.site_load = _site_load(q, load_where)
+    data.session_stats = [
+        {
+            "duration_h": r["duration_h"],
+            "energy_kwh": r["energy_kwh"],
+            "cut": bool(r["cut"]),
+        }
+        for r in q.rows(
+            "charging_sessions",
+            "select epoch(session_end - session_start) / 3600.0 as duration_h, energy_kwh, "
+            "(cut_at_start or cut_at_end) as cut "
+            f"from charging_sessions where {sessions_where} order by session_start, evse_address",
+        )
+    ]
+    data.utilization = [
+        {
+            "evse_address": r["evse_address"],
+            "day": _wall(r["day_local"]),
+            "plugged_hours": r["plugged_hours"],
+            "charging_hours": r["charging_hours"],
+        }
+        for r in q.rows(
+            "evse_utilization",
+            "select evse_address, day_local, plugged_hours, charging_hours from evse_utilization "
+            "where day_local >= $start_day and day_local < $end_day order by all",
+        )
+    ]
+    data.monthly = q.rows(
+        "monthly_peak",
+        "select acc_id, month_start_local, peak_demand_kw, peak_interval_start, "
+        "target_peak_power_kw, excess_kw, over_target from monthly_peak "
+        "where month_start_local >= date_trunc('month', $start_day) "
+        "and month_start_local < $end_day order by acc_id, month_start_local",
+    )
+    data.missing_views = q.missing
+    return data
+
+
+def _site_load(q: _Q, where: str) -> tuple[str, list[dict[str, Any]]]:
+    """15-minute demand with the month's target; coarser buckets (max kept) on long ranges."""
+    count = q.rows("site_load_15min", f"select count(*) as n from site_load_15min where {where}")
+    n = int(count[0]["n"]) if count else 0
+    bucket = _BUCKETS[-1][0]
+    for name, minutes in _BUCKETS:
+        if n * 15 / minutes <= MAX_LOAD_POINTS:
+            bucket = name
+            break
+    rows = q.rows(
+        "monthly_peak",
+        "with load as ("
+        "  select acc_id, interval_start_local, demand_kw,"
+        "         date_trunc('month', interval_start_local)::date as month_start_local"
+        f"  from site_load_15min where {where}"
+        "), targets as ("
+        "  select acc_id, month_start_local, target_peak_power_kw from monthly_peak"
+        ") "
+        f"select load.acc_id, time_bucket(interval '{bucket}', load.interval_start_local) as t,"
+        " max(load.demand_kw) as demand_kw, max(targets.target_peak_power_kw) as target_kw "
+        "from load left join targets using (acc_id, month_start_local) "
+        "group by all order by all",
+    )
+    return bucket, [
+        {
+            "t": _wall(r["t"]),
+            "acc_id": r["acc_id"],
+            "demand_kw": r["demand_kw"],
+            "target_kw": r["target_kw"],
+        }
+        for r in rows
+    ]
