@@ -465,7 +465,9 @@ def check_power_unit(table: pa.Table, power_unit: str) -> tuple[str | None, bool
     if not all(c in table.column_names for c in need):
         return None, True
     p, v, i = (np.asarray(table[c].to_numpy(zero_copy_only=False), dtype=np.float64) for c in need)
-    va = v * i
+    with np.errstate(over="ignore", invalid="ignore"):
+        # overflow to inf (or nan from nulls) just leaves the row out below
+        va = v * i
     use = np.isfinite(p) & np.isfinite(va) & (va > UNIT_CHECK_MIN_VA)
     if not use.any():
         return None, True
