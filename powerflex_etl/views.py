@@ -443,12 +443,13 @@ def connect(
     storage_options: dict[str, Any] | None = None,
     **_: Any,
 ) -> duckdb.DuckDBPyConnection:
-    """A read-only connection with every view; builds the catalog first if it is missing.
+    """A connection with every view, the catalog attached read-only; builds it if missing.
 
     Rebuilds it, too, when a table that had no file has one now (or lost its last one), so
     a lake written without a catalog refresh still shows its rows. The session's TimeZone is
     UTC, so timestamps display as the lake stores them. For an object-store lake the fsspec
-    filesystem is registered so the views can read it.
+    filesystem is registered so the views can read it. Each call sees the catalog as it is
+    now; a connection already open keeps the one it opened.
     """
     if lake is None:
         lake = _settings().lake
@@ -476,9 +477,15 @@ def connect(
 
 
 def _open(path: Path, lake: LakeRef) -> duckdb.DuckDBPyConnection:
+    # Attached to a fresh in-memory database rather than duckdb.connect(path): DuckDB caches
+    # one database instance per path in a process, so a second connect() would keep reading
+    # the catalog file that a rebuild has since replaced.
+    con = duckdb.connect()
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        _prepare(con, lake)
+        con.execute(f"attach {sql_literal(str(path))} as powerflex (read_only)")
+        con.execute("use powerflex")
     except duckdb.Error as e:
+        con.close()
         raise LakeError(f"cannot open catalog {path}: {_first_line(e)}") from e
-    _prepare(con, lake)
     return con

@@ -441,3 +441,13 @@ def test_object_store_lake_through_fsspec(tmp_path: Path, sql_dir: Path) -> None
         assert con.execute("select count(*) from sites").fetchone() == (2,)
     finally:
         fs.rm(url, recursive=True)
+
+
+def test_connect_in_the_same_process_sees_a_rebuilt_catalog(lake: Path, sql_dir: Path) -> None:
+    build_catalog(str(lake), sql_dir=sql_dir, sites_file=None)
+    first = connect(str(lake))
+    assert first.execute("select count(*) from ct_response").fetchone() == (0,)
+    write_rows(lake, "ct_response", "2024-03-01", [ct_row(0)])
+    build_catalog(str(lake), sql_dir=sql_dir, sites_file=None)
+    assert connect(str(lake)).execute("select count(*) from ct_response").fetchone() == (1,)
+    assert first.execute("select count(*) from ct_response").fetchone() == (0,)
