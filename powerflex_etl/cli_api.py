@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -45,17 +44,6 @@ api_app.add_typer(signal_app, name="external-signal")
 api_app.add_typer(load_app, name="real-time-load")
 api_app.add_typer(peak_app, name="target-peak")
 api_app.add_typer(schedule_app, name="max-power-schedule")
-
-
-class Measurement(StrEnum):
-    ct_response = "ct_response"
-    evse_request = "evse_request"
-    evse_response = "evse_response"
-
-
-class Unit(StrEnum):
-    kW = "kW"
-    A = "A"
 
 
 @dataclass
@@ -142,17 +130,23 @@ def login_check(ctx: typer.Context) -> None:
 def measurement_get(
     ctx: typer.Context,
     measurement: Annotated[
-        Measurement, typer.Option("--measurement", help="Which measurement to fetch.")
+        str,
+        typer.Option(
+            "--measurement", help="ct_response, evse_request or evse_response.", show_default=False
+        ),
     ],
     start: Annotated[str, typer.Option("--start", help="ISO date/datetime, UTC unless given.")],
     end: Annotated[str, typer.Option("--end", help="ISO date/datetime, exclusive.")],
 ) -> None:
     """Print the raw answer for start <= time < end, exactly as the API sent it."""
+    from .schemas import MEASUREMENTS
     from .windows import Window, parse_time
 
+    if measurement not in MEASUREMENTS:
+        raise ConfigError(f"--measurement {measurement!r} is not one of {', '.join(MEASUREMENTS)}")
     window = Window(parse_time(start, name="--start"), parse_time(end, name="--end"))
     with _client(ctx) as client:
-        body = client.get_measurement_data(measurement.value, window.start, window.end)
+        body = client.get_measurement_data(measurement, window.start, window.end)
     sys.stdout.flush()
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
@@ -182,7 +176,7 @@ def signal_set(
     max_load: Annotated[
         float, typer.Option("--max-load", help="Maximum aggregate load, in --unit.")
     ],
-    unit: Annotated[Unit, typer.Option("--unit", help="kW or A.")],
+    unit: Annotated[str, typer.Option("--unit", help="kW or A.")],
     enabled: Annotated[
         bool, typer.Option("--enabled/--disabled", help="Turn the signal on or off.")
     ],
@@ -191,11 +185,15 @@ def signal_set(
     from .client import acc_path, check_signal
 
     acc_path(acc_id)
-    check_signal(name, max_load, unit.value, enabled)
+    body = check_signal(name, max_load, unit, enabled)
     with _client(ctx) as client:
         _print(
             client.set_external_signal(
-                acc_id, name=name, max_load=max_load, max_load_unit=unit.value, is_enabled=enabled
+                acc_id,
+                name=name,
+                max_load=max_load,
+                max_load_unit=body["max_load_unit"],
+                is_enabled=enabled,
             )
         )
 

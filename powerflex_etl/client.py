@@ -275,7 +275,7 @@ class PowerflexClient:
         except requests.exceptions.Timeout:
             raise _Retry("timed out")
         except requests.exceptions.ConnectionError as err:
-            raise _Retry(f"connection failed ({_short(err)})")
+            raise _Retry(f"connection to {self._base} failed ({_conn_reason(err)})")
         except requests.exceptions.RequestException as err:
             raise FatalApiError(f"{label}: bad request to {self._base}: {_short(err)}")
         with resp:
@@ -321,7 +321,7 @@ class PowerflexClient:
             HTTPException,
             OSError,
         ) as err:
-            raise _Retry(f"truncated answer ({_short(err)})", resp.status_code)
+            raise _Retry(f"truncated answer ({_conn_reason(err)})", resp.status_code)
         if declared is not None and buf.tell() != declared:
             raise _Retry(f"truncated answer ({buf.tell()} of {declared} bytes)", resp.status_code)
         # BytesIO hands over its buffer without a second copy of a large answer
@@ -455,6 +455,24 @@ def _error_text(resp: requests.Response) -> str:
                 text = str(doc[key])
                 break
     return _short(text, 300)
+
+
+def _conn_reason(err: BaseException) -> str:
+    # requests nests urllib3's reason several layers deep; the errno text is what helps
+    text = str(err)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if found:
+        return found.group(1).strip()
+    for needle, reason in (
+        ("RemoteDisconnected", "server closed the connection without answering"),
+        ("IncompleteRead", "connection closed mid-answer"),
+        ("InvalidChunkLength", "connection closed mid-answer"),
+        ("Connection reset", "connection reset"),
+        ("Connection broken", "connection closed mid-answer"),
+    ):
+        if needle in text:
+            return reason
+    return _short(text, 120)
 
 
 def _short(err: object, limit: int = 200) -> str:
