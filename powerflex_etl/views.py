@@ -390,6 +390,11 @@ def build_catalog(
     target = default_catalog_path(ref, catalog_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     sql_root = Path(sql_dir).resolve() if sql_dir is not None else SQL_DIR
+    if not (sql_root / "staging").is_dir():
+        # a catalog without views would look like an empty lake; say so instead
+        raise CatalogError(
+            f"no SQL views at {sql_root / 'staging'}", hint="reinstall powerflex-etl"
+        )
     # same directory as the target, so os.replace is one atomic rename
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:

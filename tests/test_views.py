@@ -451,3 +451,11 @@ def test_connect_in_the_same_process_sees_a_rebuilt_catalog(lake: Path, sql_dir:
     build_catalog(str(lake), sql_dir=sql_dir, sites_file=None)
     assert connect(str(lake)).execute("select count(*) from ct_response").fetchone() == (1,)
     assert first.execute("select count(*) from ct_response").fetchone() == (0,)
+
+
+def test_a_missing_sql_directory_is_an_error_not_an_empty_catalog(
+    lake: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(CatalogError, match="no SQL views"):
+        build_catalog(str(lake), sql_dir=tmp_path / "nowhere", sites_file=None)
+    assert not (lake / CATALOG_NAME).exists()
