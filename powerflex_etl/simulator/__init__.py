@@ -1,11 +1,26 @@
 """The embedded PowerFlex API: a real HTTP server replaying real ACN sessions.
 
-INTERFACE (stub; being implemented). Public surface used by tests, the demo and benchmarks:
-
     from powerflex_etl.simulator import SimulatorConfig, Faults, start_simulator
-    sim = start_simulator(SimulatorConfig(seed=1, sample_period_s=60))   # loopback, free port
-    sim.url            # "http://127.0.0.1:PORT"
-    sim.config.faults  # mutable Faults, read on every request
-    sim.truth(measurement, start, end) -> pyarrow.Table   # exactly the rows a window serves
-    sim.stop()
+    with start_simulator(SimulatorConfig(seed=1, sample_period_s=60)) as sim:
+        sim.url            # "http://127.0.0.1:PORT"
+        sim.config.faults  # mutable Faults, read on every request
+        sim.truth(measurement, start, end)  # exactly the rows a window serves
+
+See ``data.py`` for the id mapping and how real days map onto requested days, and
+``generate.py`` for how each session becomes telemetry.
 """
+
+from __future__ import annotations
+
+from .app import create_app
+from .config import Faults, SimulatorConfig
+from .runner import RunningSimulator, serve, start_simulator
+
+__all__ = [
+    "Faults",
+    "RunningSimulator",
+    "SimulatorConfig",
+    "create_app",
+    "serve",
+    "start_simulator",
+]
