@@ -249,6 +249,24 @@ class Lake:
                 f"cannot read {self._root.rel(path)}: {err}; move the file aside and rerun its window"
             )
 
+    def _read_if_exists(self, path: str) -> pa.Table | None:
+        """The file's rows, or None when it does not exist.
+
+        Remote: one GET that tells absence by a 404, never a cached listing, which could
+        hide a file another process wrote and so lose its rows on rewrite.
+        """
+        if self._root.local:
+            return self._read_file(path) if os.path.exists(path) else None
+        data = self._root.read_bytes(path)
+        if data is None:
+            return None
+        try:
+            return pq.ParquetFile(pa.BufferReader(data)).read()
+        except (OSError, pa.ArrowInvalid) as err:
+            raise LakeError(
+                f"cannot read {self._root.rel(path)}: {err}; move the file aside and rerun its window"
+            )
+
     def read(self, measurement: str) -> pa.Table:
         """Every row of a table (``"rejects"`` for the rejects), for tests and tools."""
         tables = [self._read_file(p) for p in self._files(measurement)]
@@ -322,7 +340,7 @@ class Lake:
             date_part, name = slot_parts(slot_us)
             final = self._root.path(m, date_part, name)
             new = table.filter(_time_mask(table, slot_us, slot_us + SLOT_US))
-            old = self._read_file(final) if self._root.exists(final) else None
+            old = self._read_if_exists(final)
             if old is None and new.num_rows == 0:
                 continue
             kept = old
@@ -367,7 +385,7 @@ class Lake:
             date_part, name = slot_parts(slot_us)
             final = self._root.path("rejects", m, date_part, name)
             new = fresh.take(rows)
-            old = self._read_file(final) if self._root.exists(final) else None
+            old = self._read_if_exists(final)
             tables = [t for t in (old, new) if t is not None]
             schema = unify_schema(REJECTS_SCHEMA, [t.schema for t in tables], what=what)
             merged = pa.concat_tables([conform(t, schema) for t in tables])
