@@ -22,6 +22,7 @@ from typing import Any, Literal, NoReturn
 
 import requests
 import urllib3.exceptions
+from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
 from .errors import (
@@ -88,7 +89,9 @@ class PowerflexClient:
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
-        self._password = settings.password.get_secret_value()
+        # model_copy(update=...) skips validation and may leave a plain str here
+        pw = settings.password
+        self._password = pw.get_secret_value() if isinstance(pw, SecretStr) else str(pw)
         register_secret(self._password)
         self._lock = threading.Lock()
         self._token: str | None = None
