@@ -129,6 +129,8 @@ def _documents(body: bytes, measurement: str) -> list[_Answer]:
         raise _fail(measurement, "the body is empty")
     try:
         docs = [_DOCUMENT.decode(body)]
+    except msgspec.ValidationError as err:  # a subclass of DecodeError: catch it first
+        raise _fail(measurement, f"not an InfluxDB answer: {err}")
     except msgspec.DecodeError as err:
         if "trailing characters" not in str(err):
             raise _fail(measurement, str(err))
@@ -139,8 +141,6 @@ def _documents(body: bytes, measurement: str) -> list[_Answer]:
                     docs.append(_DOCUMENT.decode(line))
                 except msgspec.MsgspecError as line_err:
                     raise _fail(measurement, f"document on line {lineno}: {line_err}")
-    except msgspec.ValidationError as err:
-        raise _fail(measurement, f"not an InfluxDB answer: {err}")
     answers = []
     for doc in docs:
         if doc.error is not None:
