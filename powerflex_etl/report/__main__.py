@@ -6,12 +6,19 @@ import argparse
 import sys
 from datetime import datetime
 
-from ..errors import PowerflexError
+from ..errors import ConfigError, PowerflexError
 from . import build_report
 
 
-def _when(text: str | None) -> datetime | None:
-    return None if not text else datetime.fromisoformat(text)
+def _when(text: str | None, flag: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"report: {flag} {text!r} is not an ISO date/datetime", hint="e.g. 2024-06-01"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = build_report(
             s.lake,
             args.out,
-            start=_when(args.start),
-            end=_when(args.end),
+            start=_when(args.start, "--start"),
+            end=_when(args.end, "--end"),
             catalog_path=s.catalog_path,
         )
     except PowerflexError as err:

@@ -13,7 +13,7 @@ from typing import Any
 from .queries import ReportData
 
 Spec = dict[str, Any]
-WIDTH = 1100
+WIDTH = 940
 _FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 _CONFIG: Spec = {
     "font": _FONT,
