@@ -151,7 +151,7 @@ def normalize(
 
     # 5. dedup (before conversion: fewer rows to convert), sorted by the key
     # with no evse_address column every row was rejected above, so nothing is left
-    evse = table["evse_address"] if table.num_rows else pa.chunked_array([], pa.string())
+    evse = table["evse_address"] if table.num_rows else pa.array([], pa.string())
     order = _last_delivered_sorted(evse, t_us)
     stats.duplicates = table.num_rows - len(order)
     table = table.take(pa.array(order))
@@ -179,7 +179,10 @@ def _prepare(table: pa.Table, measurement: str) -> tuple[pa.Table, np.ndarray]:
             if name == TIME:
                 col = pc.cast(col, TIME_TYPE, safe=False) if col.type != TIME_TYPE else col
             elif kinds.get(name) in ("id", "state") or _is_stringish(col.type):
+                # ids repeat a lot: as dictionaries, checks run once per distinct value
+                # and the reordering take moves small integers, not strings
                 col = col.cast(pa.string()) if col.type != pa.string() else col
+                col = pc.dictionary_encode(col)
             elif kinds.get(name) in ("number", "bool") or pa.types.is_null(col.type):
                 col = col.cast(pa.float64()) if col.type != pa.float64() else col
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
@@ -192,6 +195,8 @@ def _prepare(table: pa.Table, measurement: str) -> tuple[pa.Table, np.ndarray]:
     if TIME not in cols:
         raise ParseError(f"{measurement}: parsed table has no time column", measurement=measurement)
     table = pa.table(cols).combine_chunks()
+    # combine_chunks leaves several chunks when dictionaries differ; unify them into one
+    table = table.unify_dictionaries().combine_chunks() if _chunky(table) else table
     t_us = table[TIME].cast(pa.int64()).to_numpy()
     if len(t_us) and pc.any(pc.is_null(table[TIME])).as_py():
         raise ParseError(f"{measurement}: parsed table has null times", measurement=measurement)
@@ -202,6 +207,45 @@ def _is_stringish(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         return _is_stringish(t.value_type)
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def _chunky(table: pa.Table) -> bool:
+    return any(c.num_chunks > 1 for c in table.columns)
+
+
+def _is_dict(col: pa.ChunkedArray | pa.Array) -> bool:
+    return bool(pa.types.is_dictionary(col.type))
+
+
+def _per_value(
+    col: pa.ChunkedArray | pa.Array,
+    check: Callable[[pa.Array], pa.Array],
+    null: bool = False,
+) -> np.ndarray:
+    """``check`` on a dictionary column's distinct values, spread back to its rows.
+
+    Null rows get ``null``; a null result of ``check`` counts as False.
+    """
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    lookup = np.append(_bools(check(arr.dictionary)), null)
+    # -1 picks the appended entry: the answer for null rows
+    return lookup[pc.fill_null(arr.indices, -1).to_numpy()]
+
+
+def _is_in(values: Sequence[str]) -> Callable[[pa.Array], pa.Array]:
+    value_set = pa.array(list(values), pa.string())
+
+    def check(arr: pa.Array) -> pa.Array:
+        return pc.is_in(arr, value_set=value_set)
+
+    return check
+
+
+def _is_unsafe(values: pa.Array) -> pa.Array:
+    return pc.or_(
+        pc.match_substring_regex(values, _UNSAFE_ID),
+        pc.greater(pc.utf8_length(values), MAX_ID_LENGTH),
+    )
 
 
 def _bools(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -222,7 +266,7 @@ def _scope_mask(table: pa.Table, scope: Scope | None) -> np.ndarray:
             continue
         if name not in table.column_names:
             return np.zeros(table.num_rows, dtype=bool)
-        keep &= _bools(pc.is_in(table[name], value_set=pa.array(list(allowed), pa.string())))
+        keep &= _per_value(table[name], _is_in(allowed))
     return keep
 
 
@@ -254,7 +298,7 @@ def _validate(table: pa.Table, measurement: str) -> dict[int, str]:
     if ev is None:
         record(np.ones(n, dtype=bool), None, lambda _v: "missing evse_address")
     else:
-        missing = _bools(pc.or_kleene(pc.is_null(ev), pc.equal(ev, "")))
+        missing = _per_value(ev, lambda v: pc.equal(v, ""), null=True)
         record(missing, None, lambda _v: "missing evse_address")
     for s in specs:
         if s.non_negative and s.source in names:
@@ -264,11 +308,9 @@ def _validate(table: pa.Table, measurement: str) -> dict[int, str]:
                 _reason("negative {name}: {value!r}", s.source),
             )
     if "charging_state" in names:
-        col = table["charging_state"]
-        bad = pc.and_(
-            pc.is_valid(col), pc.invert(pc.is_in(col, value_set=pa.array(CHARGING_STATES)))
-        )
-        record(_bools(bad), "charging_state", _reason("unknown {name}: {shown}", "charging_state"))
+        documented = _is_in(CHARGING_STATES)
+        bad = _per_value(table["charging_state"], lambda v: pc.invert(documented(v)))
+        record(bad, "charging_state", _reason("unknown {name}: {shown}", "charging_state"))
     for s in specs:
         if s.kind == "bool" and s.source in names:
             col = table[s.source]
@@ -285,11 +327,9 @@ def _validate(table: pa.Table, measurement: str) -> dict[int, str]:
         record(
             _bools(pc.invert(pc.is_finite(table[c]))), c, _reason("non-finite {name}: {value!r}", c)
         )
-    strings = [
-        c for c in [s.source for s in specs] + extras if c in names and table[c].type == pa.string()
-    ]
+    strings = [c for c in [s.source for s in specs] + extras if c in names and _is_dict(table[c])]
     for c in strings:
-        record(_unsafe_mask(table[c]), c, _reason("unsafe {name}: {shown}", c))
+        record(_per_value(table[c], _is_unsafe), c, _reason("unsafe {name}: {shown}", c))
     return reasons
 
 
@@ -307,19 +347,6 @@ def _show(value: str) -> str:
     if len(value) > MAX_ID_LENGTH:
         return f"longer than {MAX_ID_LENGTH} characters ({len(value)})"
     return repr(value if len(value) <= 60 else value[:60] + "...")
-
-
-def _unsafe_mask(col: pa.ChunkedArray) -> np.ndarray:
-    # ids repeat a lot: check each distinct value once, then map back only when one is bad
-    uniq = pc.drop_null(pc.unique(col))
-    bad = pc.or_(
-        pc.match_substring_regex(uniq, _UNSAFE_ID),
-        pc.greater(pc.utf8_length(uniq), MAX_ID_LENGTH),
-    )
-    bad_values = uniq.filter(bad)
-    if len(bad_values) == 0:
-        return np.zeros(len(col), dtype=bool)
-    return _bools(pc.is_in(col, value_set=bad_values))
 
 
 # --- rejects -----------------------------------------------------------------------
@@ -370,23 +397,24 @@ def _rejects_table(
 # --- dedup -------------------------------------------------------------------------
 
 
-def _last_delivered_sorted(evse: pa.ChunkedArray, t_us: np.ndarray) -> np.ndarray:
+def _last_delivered_sorted(evse: pa.ChunkedArray | pa.Array, t_us: np.ndarray) -> np.ndarray:
     """Row indices sorted by (evse_address, time), keeping the last delivered of each key."""
     n = len(t_us)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    # sorting strings is slow; sort the few distinct addresses and sort rows by their rank
-    enc = pc.dictionary_encode(evse.combine_chunks() if isinstance(evse, pa.ChunkedArray) else evse)
-    ranks = np.empty(len(enc.dictionary), dtype=np.int64)
+    arr = evse.combine_chunks() if isinstance(evse, pa.ChunkedArray) else evse
+    enc = arr if _is_dict(arr) else pc.dictionary_encode(arr)
+    # sorting strings is slow: rank the few distinct addresses, sort rows by rank
+    ranks = np.empty(
+        len(enc.dictionary), dtype=np.uint16 if len(enc.dictionary) < 2**16 else np.int64
+    )
     ranks[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
     key = ranks[enc.indices.to_numpy()]
-    tmin = int(t_us.min())
-    span = int(t_us.max()) - tmin + 1
-    if len(ranks) * span < 2**62:
-        # one int64 key: a single stable argsort keeps delivery order within a key
-        order = np.argsort(key * span + (t_us - tmin), kind="stable")
-    else:
-        order = np.lexsort((t_us, key))  # stable as well
+    # two stable passes (time, then rank) sort by (rank, time) and keep delivery order
+    # within a key; answers come nearly time-ordered, so the first pass is almost free and
+    # the second is a radix sort on 16-bit ranks
+    order = np.argsort(t_us, kind="stable")
+    order = order[np.argsort(key[order], kind="stable")]
     k, t = key[order], t_us[order]
     last = np.ones(n, dtype=bool)
     last[:-1] = (k[1:] != k[:-1]) | (t[1:] != t[:-1])
@@ -420,6 +448,11 @@ def _extra_names(source: list[str], measurement: str) -> dict[str, str]:
     return out
 
 
+def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary-encoded string column back to plain strings, as the schema declares."""
+    return col.cast(pa.string()) if _is_dict(col) else col
+
+
 def _to_lake(
     table: pa.Table, measurement: str, pscale: float, run_id: str, ingested_at: datetime
 ) -> pa.Table:
@@ -436,13 +469,13 @@ def _to_lake(
             scale = pscale if s.source == "power" else s.scale
             cols[s.column] = _scaled(table[s.source], scale)
         else:
-            cols[s.column] = table[s.source]
+            cols[s.column] = _plain(table[s.source])
     known = {s.source for s in specs} | {TIME}
     renamed = _extra_names(sorted(names - known), measurement)
     extra_fields = []
     for src, dst in sorted(renamed.items(), key=lambda kv: kv[1]):
-        cols[dst] = table[src]
-        extra_fields.append(pa.field(dst, table[src].type))
+        cols[dst] = _plain(table[src])
+        extra_fields.append(pa.field(dst, cols[dst].type))
     schema = schemas.arrow_schema(measurement, pa.schema(extra_fields))
     cols[INGESTED_AT] = pa.repeat(pa.scalar(as_utc(ingested_at), TIME_TYPE), n)
     cols[RUN_ID] = pa.repeat(pa.scalar(run_id, pa.string()), n)
