@@ -514,3 +514,29 @@ def test_real_acn_session_round_trips_and_passes_the_unit_check() -> None:
     assert res.stats.unit_check is not None and "median ratio 1.0" in res.stats.unit_check
     msg, ok = check_power_unit(res.table, "kW")
     assert ok and msg == res.stats.unit_check
+
+
+def test_tolerates_type_variants_of_the_parser() -> None:
+    # integers where floats are documented, large strings, an all-null unknown field
+    table = pa.table(
+        {
+            "time": pa.array([S_US], pa.int64()).cast(schemas.TIME_TYPE),
+            "evse_address": pa.array([EVSE], pa.large_string()),
+            "acc_id": pa.array(["03"]).dictionary_encode(),
+            "mamps_actual": pa.array([32000], pa.int64()),
+            "mystery": pa.nulls(1),
+        }
+    )
+    res = run(ParsedAnswer("ct_response", table))
+    row = res.table.to_pylist()[0]
+    assert (row["evse_address"], row["acc_id"], row["current_actual_a"]) == (EVSE, "03", 32.0)
+    assert row["mystery"] is None
+    assert res.table.schema.field("mystery").type == pa.float64()
+    assert res.table.schema.field("acc_id").type == pa.string()
+
+
+def test_time_is_truncated_to_microseconds() -> None:
+    ns = S_US * 1000 + 999
+    table = pa.table({"time": pa.array([ns], pa.timestamp("ns", tz="UTC")), "evse_address": [EVSE]})
+    res = run(ParsedAnswer("ct_response", table))
+    assert res.table.column("time").cast(pa.int64()).to_pylist() == [S_US]
