@@ -15,14 +15,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .generate import COLUMNS, FRACTIONAL, ID_COLUMNS, STATES, Block
+from .generate import COLUMNS, FRACTIONAL, ID_COLUMNS, STATES, VERSION, Block
 
 _STATE_JSON = pa.array([json.dumps(s) for s in STATES])
 
 
 def _constant(block: Block, name: str) -> str:
-    from .generate import VERSION
-
     if name == "version":
         return json.dumps(VERSION)
     if name == "evse_address":

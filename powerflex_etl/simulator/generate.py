@@ -22,6 +22,7 @@ row) and on 0.5 % of samples.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -61,28 +62,35 @@ CONSTANT_COLUMNS: tuple[str, ...] = (*ID_COLUMNS, "evse_type", "phases", "space_
 # numbers sent with decimals; every other number is integer-valued
 FRACTIONAL: frozenset[str] = frozenset({"power", "response_period"})
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser: a stateless hash, so any sample's noise is reproducible alone."""
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+    # array integer arithmetic wraps silently, which is what the hash wants
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@lru_cache(maxsize=65536)
+def _base(seed: int, stream: int, key: int) -> np.uint64:
+    x = (seed * 1_000_003 + stream * 7919 + key * 104_729) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return np.uint64(x ^ (x >> 31))
 
 
 def uniform(seed: int, stream: int, key: int, k: np.ndarray) -> np.ndarray:
     """Uniform [0, 1) per sample index ``k``, fixed by (seed, stream, key)."""
-    base = _mix(
-        np.array(
-            [(seed * 1_000_003 + stream * 7919 + key * 104_729) & 0xFFFFFFFFFFFFFFFF],
-            dtype=np.uint64,
-        )
+    h = _mix(
+        k.astype(np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        + _base(seed, stream, key)
     )
-    with np.errstate(over="ignore"):
-        h = _mix(k.astype(np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + base[0])
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def constant(seed: int, stream: int, key: int) -> float:
+    """One uniform [0, 1) fixed by (seed, stream, key)."""
+    return float(uniform(seed, stream, key, np.zeros(1, dtype=np.int64))[0])
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,7 @@ class Block:
 def _grid(
     seed: int, key: int, period: float, stream: int, start: float, end: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    offset = float(uniform(seed, stream, key, np.zeros(1))[0]) * period
+    offset = constant(seed, stream, key) * period
     jit_max = 0.1 * period
     k0 = int(np.floor((start - offset - jit_max) / period)) - 1
     k1 = int(np.ceil((end - offset) / period)) + 1
@@ -172,7 +180,7 @@ def _states(plan: _Plan, t: np.ndarray, ic: np.ndarray, on: np.ndarray) -> np.nd
 
 
 def _voltage(seed: int, key: int, t: np.ndarray, k: np.ndarray, stream: int) -> np.ndarray:
-    base = 228.0 + (float(uniform(seed, 21, key, np.zeros(1))[0]) - 0.5) * 4.0
+    base = 228.0 + (constant(seed, 21, key) - 0.5) * 4.0
     daily = 3.0 * np.sin(2 * np.pi * (t / 86400.0 + key / 7.0))
     noise = (uniform(seed, stream, key, k) + uniform(seed, stream + 1, key, k) - 1.0) * 0.6
     return np.clip(np.round((base + daily + noise) * 10.0) / 10.0, 208.0, 240.0)
@@ -231,7 +239,7 @@ def generate(
             "mamps_rampdown": np.round(peak * 1.05),
         }
     else:
-        offset = float(uniform(seed, stream, key, np.zeros(1))[0]) * p
+        offset = constant(seed, stream, key) * p
         prev = _times(seed, key, p, stream, offset, 0.1 * p, k - 1)
         values = {
             "connected": on.astype(np.float64),

@@ -47,7 +47,8 @@ def blocks(config: SimulatorConfig, measurement: str, start: float, end: float) 
 def truth(config: SimulatorConfig, measurement: str, start: float, end: float) -> pa.Table:
     """The rows a faithful answer holds, in source names and units; time as epoch seconds."""
     cols = COLUMNS[measurement]
-    parts: dict[str, list[np.ndarray | list[str | None]]] = {c: [] for c in cols}
+    states = pa.array(STATES)
+    parts: dict[str, list[pa.Array]] = {c: [] for c in cols}
     for b in blocks(config, measurement, start, end):
         n = len(b)
         if not n:
@@ -55,42 +56,34 @@ def truth(config: SimulatorConfig, measurement: str, start: float, end: float) -
         consts = constants(b)
         for c in cols:
             if c == "time":
-                parts[c].append(b.time)
+                parts[c].append(pa.array(b.time))
             elif c == "charging_state":
-                parts[c].append([STATES[s] for s in b.state])
+                parts[c].append(states.take(pa.array(b.state.astype(np.int32))))
             elif c in b.values:
-                parts[c].append(b.values[c])
+                parts[c].append(pa.array(b.values[c], from_pandas=True))
             else:
-                parts[c].append([consts[c]] * n)
+                parts[c].append(pa.array([consts[c]]).take(pa.array(np.zeros(n, dtype=np.int32))))
     arrays = []
     for c in cols:
-        if c in ("time",) or (parts[c] and isinstance(parts[c][0], np.ndarray)):
-            v = np.concatenate(parts[c]) if parts[c] else np.array([], dtype=np.float64)  # type: ignore[arg-type]
-            arrays.append(pa.array(v, type=pa.float64(), from_pandas=c != "time"))
-        elif parts[c]:
-            arrays.append(pa.array([x for p in parts[c] for x in p], type=pa.string()))
-        else:
-            numeric = c not in constants_names()
-            arrays.append(pa.array([], type=pa.float64() if numeric else pa.string()))
+        typ = pa.string() if c in STRING_COLUMNS else pa.float64()
+        arrays.append(pa.chunked_array(parts[c], type=typ).combine_chunks())
     return pa.table(arrays, names=list(cols))
 
 
-def constants_names() -> frozenset[str]:
-    """Columns that are strings (ids, labels, state)."""
-    return frozenset(
-        {
-            "acn_id",
-            "acc_id",
-            "acg_id",
-            "acs_id",
-            "evse_address",
-            "evse_type",
-            "phases",
-            "space_number",
-            "version",
-            "charging_state",
-        }
-    )
+STRING_COLUMNS = frozenset(
+    {
+        "acn_id",
+        "acc_id",
+        "acg_id",
+        "acs_id",
+        "evse_address",
+        "evse_type",
+        "phases",
+        "space_number",
+        "version",
+        "charging_state",
+    }
+)
 
 
 def sessions(config: SimulatorConfig, start: float, end: float) -> pa.Table:
