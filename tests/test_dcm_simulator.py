@@ -132,13 +132,28 @@ def test_rerunning_the_same_snapshot_does_not_duplicate_rows(
     assert rows == [(12,)]
 
 
-def test_an_unknown_site_fails_and_writes_nothing(
-    client: PowerflexClient, settings: Settings
-) -> None:
-    from powerflex_etl.errors import PowerflexError
+def test_a_server_failure_on_a_later_site_writes_nothing(dcm_sim: Any, settings: Settings) -> None:
+    from powerflex_etl.errors import RetryableApiError
 
-    with pytest.raises(PowerflexError):
-        dcm.snapshot(client, Lake(settings.lake), [ACC, "98765"], run_id="r", at=T1)
+    once = PowerflexClient(settings.model_copy(update={"max_attempts": 1}))
+
+    class FailsOnSecondSite:
+        """The real client; the server starts answering 503 before the second site's call."""
+
+        def get_external_signal(self, acc_id: str | int, name: str | None = None) -> Any:
+            return once.get_external_signal(acc_id, name)
+
+        def get_target_peak_power(self, acc_id: str | int) -> Any:
+            if acc_id == "04":
+                dcm_sim.config.faults.fail_next = 5
+            return once.get_target_peak_power(acc_id)
+
+    try:
+        with pytest.raises(RetryableApiError):
+            dcm.snapshot(FailsOnSecondSite(), Lake(settings.lake), [ACC, "04"], run_id="r", at=T1)
+    finally:
+        dcm_sim.config.faults.fail_next = 0
+        once.close()
     lake_dir = Path(settings.lake)
     assert not list(lake_dir.glob("external_signals/**/*.parquet"))
     assert not list(lake_dir.glob("target_peak_power/**/*.parquet"))

@@ -89,10 +89,8 @@ def _write_atomic(path: Path, text: str) -> int:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(body)
-        # mkstemp makes the file private; a report is meant to be shared like any other file
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        # mkstemp makes the file private; a report is meant to be shared
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
