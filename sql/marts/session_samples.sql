@@ -128,7 +128,9 @@ final as (
         -- with evse_address, the session's key (charging_sessions derives session_id from it)
         case when in_session then open_session_start end as session_start,
         -- time until the next sample, capped so telemetry gaps count as nothing
-        coalesce(least(period_s, 3 * median_period_s), 0) as duration_s,
+        -- (least() skips nulls: the EVSE's last sample, with no successor, counts 0)
+        case when period_s is not null then least(period_s, 3 * median_period_s) else 0 end
+            as duration_s,
         first_of_evse,
         last_of_evse
     from sequenced
