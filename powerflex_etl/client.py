@@ -324,6 +324,9 @@ class PowerflexClient:
             HTTPException,
             OSError,
         ) as err:
+            # requests reports a read timeout mid-body as a ConnectionError
+            if "timed out" in str(err).lower():
+                raise _Retry("timed out reading the answer", resp.status_code)
             raise _Retry(f"truncated answer ({_conn_reason(err)})", resp.status_code)
         if declared is not None and buf.tell() != declared:
             raise _Retry(f"truncated answer ({buf.tell()} of {declared} bytes)", resp.status_code)

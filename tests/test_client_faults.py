@@ -122,6 +122,19 @@ def hang(fake: Fake) -> Behaviour:
     return behaviour
 
 
+def stall_mid_body(fake: Fake) -> Behaviour:
+    def behaviour(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(BODY) + 1000))
+        h.end_headers()
+        h.wfile.write(BODY)
+        h.wfile.flush()
+        fake.release.wait(10)
+        h.close_connection = True
+
+    return behaviour
+
+
 def chunked(parts: list[bytes]) -> Behaviour:
     def behaviour(h: BaseHTTPRequestHandler) -> None:
         h.send_response(200)
@@ -225,6 +238,15 @@ def test_read_timeouts_are_retried_and_reported_as_timed_out(fake: Fake, url: st
     ):
         c.get_measurement_data("ct_response", START, END)
     assert "ct_response" in str(info.value)
+
+
+def test_a_stall_mid_body_is_a_timeout_not_a_cut(fake: Fake, url: str) -> None:
+    fake.script = [stall_mid_body(fake)]
+    with (
+        _client(url, [], max_attempts=1, read_timeout_s=0.2) as c,
+        pytest.raises(RetryableApiError, match="timed out reading the answer"),
+    ):
+        c.get_measurement_data("ct_response", START, END)
 
 
 def test_chunked_answers_are_joined_and_capped(fake: Fake, url: str) -> None:
