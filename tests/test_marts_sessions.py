@@ -225,7 +225,7 @@ def test_sessions_cut_by_the_edges_of_the_data_are_flagged_not_dropped() -> None
 def test_local_session_start_uses_the_site_time_zone() -> None:
     t0 = ts("2024-07-01 02:00")
     rows = [unplugged("e1", t0 - minutes(1))]
-    rows += plug_in("e1", t0, 10) + [unplugged("e1", t0 + minutes(10))]
+    rows += [*plug_in("e1", t0, 10), unplugged("e1", t0 + minutes(10))]
     (s,) = sessions(connect(rows, sites=[("03", "Garage", "America/Los_Angeles")]))
     # PDT is UTC-7: 02:00 UTC is 19:00 the evening before
     assert s["session_start_local"] == datetime(2024, 6, 30, 19, 0)
