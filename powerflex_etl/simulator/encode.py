@@ -36,11 +36,45 @@ def constants(block: Block) -> dict[str, str]:
     }
 
 
+# "0000".."9999" as bytes: a number is printed four digits at a time by table lookup
+_DIGITS4 = np.array([list(f"{i:04d}".encode()) for i in range(10_000)], dtype=np.uint8)
+_TIME_WIDTH = 17  # 10 digits, ".", 6 digits
+
+
+def _time_text(t: np.ndarray) -> np.ndarray | None:
+    """Epoch seconds as a (n, 17) uint8 matrix of text, or None outside 2001..2286."""
+    micros = np.round(t * 1e6).astype(np.int64)
+    if not micros.size or micros.min() < 10**15 or micros.max() >= 10**16:
+        return None
+    text = np.empty((micros.size, _TIME_WIDTH), dtype=np.uint8)
+    hi, lo = np.divmod(micros, 10**8)
+    text[:, 0:4] = _DIGITS4[hi // 10**4]
+    text[:, 4:8] = _DIGITS4[hi % 10**4]
+    g2, g3 = np.divmod(lo, 10**4)
+    text[:, 8:10] = _DIGITS4[g2][:, 0:2]
+    text[:, 10] = ord(".")
+    text[:, 11:13] = _DIGITS4[g2][:, 2:4]
+    text[:, 13:17] = _DIGITS4[g3]
+    return text
+
+
+def _fixed_strings(text: np.ndarray) -> pa.Array:
+    """An Arrow string array over a (n, width) uint8 matrix, without a copy per row."""
+    n, width = text.shape
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(text))
+    )
+
+
 def _time_strings(t: np.ndarray, rfc3339: bool) -> pa.Array:
     micros = np.round(t * 1e6).astype(np.int64)
     if rfc3339:
         text = pc.strftime(pa.array(micros).cast(pa.timestamp("us")), format="%Y-%m-%dT%H:%M:%S")
         return pc.binary_join_element_wise('"', text, 'Z"', "")
+    fixed = _time_text(t)
+    if fixed is not None:
+        return _fixed_strings(fixed)
     secs = pa.array(micros // 1_000_000).cast(pa.string())
     frac = pc.utf8_slice_codeunits(pa.array(micros % 1_000_000 + 1_000_000).cast(pa.string()), 1)
     return pc.binary_join_element_wise(secs, ".", frac, "")
@@ -54,36 +88,102 @@ def _number_strings(name: str, v: np.ndarray) -> pa.Array:
     return pa.array(ints, mask=null if null.any() else None).cast(pa.string())
 
 
-def row_bytes(block: Block, columns: Iterable[str], *, rfc3339: bool = False) -> bytes:
-    """``,[...]`` per row of ``block`` (the first row too), for the given columns."""
-    if len(block) == 0:
-        return b""
+def _json_number(name: str, x: float) -> str:
+    if np.isnan(x):
+        return "null"
+    return repr(float(x)) if name in FRACTIONAL and x != int(x) else str(int(x))
+
+
+def _pieces(block: Block, columns: list[str], rows: np.ndarray | None) -> list[pa.Array | str]:
+    """Literal and array pieces of ``,[...]`` for the selected rows (all when None).
+
+    A column constant over the selected rows becomes part of a literal: idle EVSEs repeat
+    the same values row after row, so most rows need only their time formatted.
+    """
     pieces: list[pa.Array | str] = []
     literal = ",["
     for i, name in enumerate(columns):
         if i:
             literal += ","
+        arr: pa.Array | str | None = None
         if name == "time":
-            arr: pa.Array | None = _time_strings(block.time, rfc3339)
+            arr = "time"  # placeholder: the caller supplies the time strings
         elif name == "charging_state":
-            arr = _STATE_JSON.take(pa.array(block.state.astype(np.int32)))
+            st = block.state if rows is None else block.state[rows]
+            if st.size and (st == st[0]).all():
+                literal += json.dumps(STATES[st[0]])
+            else:
+                arr = _STATE_JSON.take(pa.array(st.astype(np.int32)))
         elif name in block.values:
-            arr = _number_strings(name, block.values[name])
+            v = block.values[name] if rows is None else block.values[name][rows]
+            if v.size and ((v == v[0]).all() or np.isnan(v).all()):
+                literal += _json_number(name, float(v[0]))
+            else:
+                arr = _number_strings(name, v)
         else:
-            arr = None
             literal += _constant(block, name)
         if arr is not None:
             pieces += [literal, arr]
             literal = ""
     pieces.append(literal + "]")
+    return pieces
+
+
+def _encode_rows(
+    block: Block, columns: list[str], rows: np.ndarray | None, rfc3339: bool
+) -> tuple[memoryview, np.ndarray]:
+    """The selected rows' text and their offsets into it."""
+    t = block.time if rows is None else block.time[rows]
+    pieces = _pieces(block, columns, rows)
+    fixed = None if rfc3339 else _time_text(t)
+    if fixed is not None and len(pieces) == 3 and pieces[1] == "time":
+        # only the time varies: every row has the same width, so build the text in numpy
+        head, tail = str(pieces[0]).encode(), str(pieces[2]).encode()
+        width = len(head) + _TIME_WIDTH + len(tail)
+        text = np.empty((t.size, width), dtype=np.uint8)
+        text[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+        text[:, len(head) : len(head) + _TIME_WIDTH] = fixed
+        text[:, len(head) + _TIME_WIDTH :] = np.frombuffer(tail, dtype=np.uint8)
+        return memoryview(text.reshape(-1)), np.arange(
+            0, (t.size + 1) * width, width, dtype=np.int64
+        )
+    times = _fixed_strings(fixed) if fixed is not None else _time_strings(t, rfc3339)
+    args = [times if p == "time" else p for p in pieces]
     joined = pc.binary_join_element_wise(
-        *pieces, "", null_handling="replace", null_replacement="null"
+        *args, "", null_handling="replace", null_replacement="null"
     )
     offsets = np.frombuffer(
         joined.buffers()[1], dtype=np.int32, count=len(joined) + 1, offset=joined.offset * 4
     )
-    data = joined.buffers()[2]
-    return data.to_pybytes()[offsets[0] : offsets[-1]]
+    return memoryview(joined.buffers()[2]), offsets.astype(np.int64)
+
+
+def row_bytes(block: Block, columns: Iterable[str], *, rfc3339: bool = False) -> bytes:
+    """``,[...]`` per row of ``block`` (the first row too), for the given columns."""
+    n = len(block)
+    if n == 0:
+        return b""
+    columns = list(columns)
+    idle = block.state == 0
+    if idle.all() or not idle.any():
+        text, off = _encode_rows(block, columns, None, rfc3339)
+        return bytes(text[off[0] : off[-1]])
+    # idle and active rows are built apart, then stitched back run by run in time order
+    parts = {
+        True: _encode_rows(block, columns, idle, rfc3339),
+        False: _encode_rows(block, columns, ~idle, rfc3339),
+    }
+    change = np.nonzero(idle[1:] != idle[:-1])[0] + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [n]])
+    rank = np.empty(n, dtype=np.int64)
+    rank[idle] = np.arange(int(idle.sum()))
+    rank[~idle] = np.arange(int((~idle).sum()))
+    out = []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        text, off = parts[bool(idle[a])]
+        out.append(text[off[rank[a]] : off[rank[b - 1] + 1]])
+    return b"".join(out)
 
 
 @dataclass(frozen=True)
