@@ -337,3 +337,24 @@ def test_reported_error_text_is_redacted() -> None:
     with pytest.raises(AnswerErrorReported) as info:
         parse_answer(body, "ct_response")
     assert token not in str(info.value)
+
+
+def test_big_series_decoded_in_chunks_give_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from powerflex_etl import influx_series
+
+    rows = [[1566333668 + i, f"{i % 3:02d}", i * 1.5, {"i": i} if i % 4 else i] for i in range(9)]
+    body = answer({"columns": ["time", "acc_id", "power", "extra"], "values": rows})
+    whole = parse_answer(body, "ct_response")
+    monkeypatch.setattr(influx_series, "_SPLIT_BYTES", 0)
+    monkeypatch.setattr(influx_series, "_CHUNK_ROWS", 2)
+    chunked = parse_answer(body, "ct_response")
+    assert chunked.table.equals(whole.table)
+    assert col(chunked, "acc_id")[:4] == ["00", "01", "02", "00"]
+    assert col(chunked, "extra")[:2] == ["0", '{"i":1}']
+    # a bad row in a later chunk sends the whole series down the per-row path, same result
+    rows[7][2] = "x"
+    body = answer({"columns": ["time", "acc_id", "power", "extra"], "values": rows})
+    assert [b.reason for b in parse_answer(body, "ct_response").bad_rows] == [
+        "power is not a number"
+    ]
+    assert parse_answer(body, "ct_response").table.num_rows == 8
