@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from datetime import UTC, datetime
@@ -9,11 +10,14 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from powerflex_etl import lake as lake_mod
 from powerflex_etl.errors import LakeError
-from powerflex_etl.lake import Lake
+from powerflex_etl.lake import SLOT_US, Lake, slot_parts, slot_starts
 from powerflex_etl.state import State, WindowRecord
+from powerflex_etl.windows import Window, from_us
 from tests.test_lake_helpers import (
     NO_REJECTS,
     M,
@@ -192,3 +196,25 @@ def test_run_id_cannot_steer_the_staging_path(tmp_path: Any) -> None:
     }
     assert all(p.startswith("lake" + os.sep) for p in written)
     assert rows_of(lake.read(M)) == rows_of(ct_rows(grid(0, 6)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.text(min_size=0, max_size=12), min_size=1, max_size=3))
+def test_any_path_component_stays_inside_or_is_refused(parts: list[str]) -> None:
+    lake = Lake("/tmp/pf-lake-never-written")
+    try:
+        p = lake.root.path(*parts)
+    except LakeError:
+        return
+    assert p.startswith(lake.url + os.sep)
+    assert ".." not in p.split(os.sep)
+
+
+@given(start=st.integers(0, 10**6), length=st.integers(1, 10**5), unit=st.sampled_from([60, 3600]))
+def test_slots_cover_the_window_exactly_once(start: int, length: int, unit: int) -> None:
+    w = Window(from_us(start * unit * 10**6), from_us((start + length) * unit * 10**6))
+    slots = slot_starts(w)
+    assert slots[0] <= w.start_us < slots[0] + SLOT_US
+    assert slots[-1] < w.end_us <= slots[-1] + SLOT_US
+    assert all(b - a == SLOT_US for a, b in itertools.pairwise(slots))
+    assert all(slot_parts(s)[1] in {f"part-{h:02d}.parquet" for h in (0, 6, 12, 18)} for s in slots)
