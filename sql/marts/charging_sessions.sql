@@ -2,7 +2,6 @@
 with samples as (
     select *
     from session_samples
-    where session_start is not null
 ),
 
 evse_ids as (

@@ -8,7 +8,6 @@ with samples as (
         time,
         time + to_microseconds((duration_s * 1e6)::bigint) as held_until,
         coalesce(power_kw, 0) as power_kw,
-        in_session,
         charging
     from session_samples
     where duration_s > 0
@@ -40,7 +39,7 @@ final as (
         interval_start,
         sum(power_kw * seconds) / 3600 as energy_kwh,
         max(power_kw) as max_power_kw,
-        coalesce(sum(seconds) filter (where in_session), 0) as plugged_seconds,
+        sum(seconds) as plugged_seconds,
         coalesce(sum(seconds) filter (where charging), 0) as charging_seconds
     from clipped
     where seconds > 0

@@ -1,4 +1,4 @@
--- one row per ct_response sample, classified and assigned to its plug-in session
+-- one row per ct_response sample inside a plug-in session, with the session it belongs to
 -- (the shared base of charging_sessions, evse_load_15min and pilot_tracking)
 with source as (
     select
@@ -98,13 +98,15 @@ starts as (
 ),
 
 sequenced as (
+    -- only samples inside a plug-in go on: the second sort is over far fewer rows
     select
         *,
         last_value(case when new_session then time end ignore nulls) over (
             partition by evse_address order by time rows unbounded preceding
-        ) as open_session_start,
+        ) as session_start,
         median(period_s) over (partition by evse_address) as median_period_s
     from starts
+    where in_session
 ),
 
 final as (
@@ -122,11 +124,9 @@ final as (
         current_actual_a,
         pilot_actual_a,
         power_kw,
-        plugged,
-        in_session,
-        in_session and drawing as charging,
+        drawing as charging,
         -- with evse_address, the session's key (charging_sessions derives session_id from it)
-        case when in_session then open_session_start end as session_start,
+        session_start,
         -- time until the next sample, capped so telemetry gaps count as nothing
         -- (least() skips nulls: the EVSE's last sample, with no successor, counts 0)
         case when period_s is not null then least(period_s, 3 * median_period_s) else 0 end
