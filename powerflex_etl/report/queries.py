@@ -88,6 +88,10 @@ class _Q:
         }
         self.missing: list[str] = []
 
+    def run(self, view: str, sql: str) -> None:
+        """Execute a statement; a missing view is remembered, not raised."""
+        self.rows(view, sql)
+
     def rows(self, view: str, sql: str) -> list[dict[str, Any]]:
         try:
             used = set(re.findall(r"\$(\w+)", sql))
@@ -97,37 +101,59 @@ class _Q:
             if view not in self.missing:
                 self.missing.append(view)
             return []
-        names = [d[0] for d in cur.description or []]
+        if cur.description is None:
+            return []
+        names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+# each mart is evaluated once over the range into a temporary table (the marts recompute
+# from Parquet on every query); every number and series is then read from these
+_SNAPSHOTS: tuple[tuple[str, str, str], ...] = (
+    ("charging_sessions", "_report_sessions", "session_start >= $start and session_start < $end"),
+    ("site_load_15min", "_report_load", "interval_start >= $start and interval_start < $end"),
+    ("evse_utilization", "_report_util", "day_local >= $start_day and day_local < $end_day"),
+    (
+        "monthly_peak",
+        "_report_monthly",
+        "month_start_local >= date_trunc('month', $start_day) and month_start_local < $end_day",
+    ),
+)
 
 
 def load(
     con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None
 ) -> ReportData:
-    """Query every number and chart series of the report over ``[start, end)``."""
+    """Query every number and chart series of the report over ``[start, end)``.
+
+    Creates temporary tables on ``con`` (dropped before returning); the catalog itself is
+    only read.
+    """
     s, e = _utc(start, _MIN), _utc(end, _MAX)
     q = _Q(con, s, e)
-    data = ReportData(start=start and s, end=end and e)
-    in_range = "{col} >= $start and {col} < $end"
+    for view, table, where in _SNAPSHOTS:
+        q.run(view, f"create or replace temp table {table} as select * from {view} where {where}")
+    try:
+        return _load(q, start and s, end and e)
+    finally:
+        for _view, table, _where in _SNAPSHOTS:
+            con.execute(f"drop table if exists temp.{table}")
 
+
+def _load(q: _Q, start: datetime | None, end: datetime | None) -> ReportData:
+    data = ReportData(start=start, end=end)
     span = q.rows(
         "ct_response",
         "select min(time) as first_time, max(time) as last_time from ct_response "
-        f"where {in_range.format(col='time')}",
+        "where time >= $start and time < $end",
     )
     if span:
         data.first_time, data.last_time = span[0]["first_time"], span[0]["last_time"]
 
-    sessions_where = in_range.format(col="session_start")
-    head = q.rows(
-        "charging_sessions", f"select count(*) as n from charging_sessions where {sessions_where}"
-    )
+    head = q.rows("charging_sessions", "select count(*) as n from _report_sessions")
     data.sessions = int(head[0]["n"]) if head else 0
-
-    load_where = in_range.format(col="interval_start")
     energy = q.rows(
-        "site_load_15min",
-        f"select coalesce(sum(energy_kwh), 0) as kwh from site_load_15min where {load_where}",
+        "site_load_15min", "select coalesce(sum(energy_kwh), 0) as kwh from _report_load"
     )
     data.energy_kwh = float(energy[0]["kwh"]) if energy else 0.0
     data.peaks = [
@@ -135,8 +161,7 @@ def load(
         for r in q.rows(
             "site_load_15min",
             "select acc_id, max(demand_kw) as peak, arg_max(interval_start, demand_kw) as at "
-            f"from site_load_15min where {load_where} and demand_kw is not null "
-            "group by acc_id order by acc_id",
+            "from _report_load where demand_kw is not null group by acc_id order by acc_id",
         )
     ]
 
@@ -145,7 +170,7 @@ def load(
         for r in q.rows(
             "site_load_15min",
             "select interval_start_local::date as day, acc_id, sum(energy_kwh) as energy_kwh "
-            f"from site_load_15min where {load_where} group by all order by all",
+            "from _report_load group by all order by all",
         )
     ]
     data.sessions_per_day = [
@@ -153,10 +178,10 @@ def load(
         for r in q.rows(
             "charging_sessions",
             "select session_start_local::date as day, acc_id, count(*) as sessions "
-            f"from charging_sessions where {sessions_where} group by all order by all",
+            "from _report_sessions group by all order by all",
         )
     ]
-    data.load_bucket, data.site_load = _site_load(q, load_where)
+    data.load_bucket, data.site_load = _site_load(q)
     data.session_stats = [
         {
             "duration_h": r["duration_h"],
@@ -166,8 +191,8 @@ def load(
         for r in q.rows(
             "charging_sessions",
             "select epoch(session_end - session_start) / 3600.0 as duration_h, energy_kwh, "
-            "(cut_at_start or cut_at_end) as cut "
-            f"from charging_sessions where {sessions_where} order by session_start, evse_address",
+            "coalesce(cut_at_start or cut_at_end, false) as cut "
+            "from _report_sessions order by session_start, evse_address",
         )
     ]
     data.utilization = [
@@ -179,24 +204,23 @@ def load(
         }
         for r in q.rows(
             "evse_utilization",
-            "select evse_address, day_local, plugged_hours, charging_hours from evse_utilization "
-            "where day_local >= $start_day and day_local < $end_day order by all",
+            "select evse_address, day_local, plugged_hours, charging_hours from _report_util "
+            "order by all",
         )
     ]
     data.monthly = q.rows(
         "monthly_peak",
         "select acc_id, month_start_local, peak_demand_kw, peak_interval_start, "
-        "target_peak_power_kw, excess_kw, over_target from monthly_peak "
-        "where month_start_local >= date_trunc('month', $start_day) "
-        "and month_start_local < $end_day order by acc_id, month_start_local",
+        "target_peak_power_kw, excess_kw, over_target from _report_monthly "
+        "order by acc_id, month_start_local",
     )
     data.missing_views = q.missing
     return data
 
 
-def _site_load(q: _Q, where: str) -> tuple[str, list[dict[str, Any]]]:
+def _site_load(q: _Q) -> tuple[str, list[dict[str, Any]]]:
     """15-minute demand with the month's target; coarser buckets (max kept) on long ranges."""
-    count = q.rows("site_load_15min", f"select count(*) as n from site_load_15min where {where}")
+    count = q.rows("site_load_15min", "select count(*) as n from _report_load")
     n = int(count[0]["n"]) if count else 0
     bucket = _BUCKETS[-1][0]
     for name, minutes in _BUCKETS:
@@ -208,13 +232,11 @@ def _site_load(q: _Q, where: str) -> tuple[str, list[dict[str, Any]]]:
         "with load as ("
         "  select acc_id, interval_start_local, demand_kw,"
         "         date_trunc('month', interval_start_local)::date as month_start_local"
-        f"  from site_load_15min where {where}"
-        "), targets as ("
-        "  select acc_id, month_start_local, target_peak_power_kw from monthly_peak"
+        "  from _report_load"
         ") "
         f"select load.acc_id, time_bucket(interval '{bucket}', load.interval_start_local) as t,"
         " max(load.demand_kw) as demand_kw, max(targets.target_peak_power_kw) as target_kw "
-        "from load left join targets using (acc_id, month_start_local) "
+        "from load left join _report_monthly as targets using (acc_id, month_start_local) "
         "group by all order by all",
     )
     return bucket, [
