@@ -210,7 +210,8 @@ def test_any_path_component_stays_inside_or_is_refused(parts: list[str]) -> None
     assert ".." not in p.split(os.sep)
 
 
-@given(start=st.integers(0, 10**6), length=st.integers(1, 10**5), unit=st.sampled_from([60, 3600]))
+@settings(deadline=None)
+@given(start=st.integers(0, 10**6), length=st.integers(1, 2000), unit=st.sampled_from([60, 3600]))
 def test_slots_cover_the_window_exactly_once(start: int, length: int, unit: int) -> None:
     w = Window(from_us(start * unit * 10**6), from_us((start + length) * unit * 10**6))
     slots = slot_starts(w)
