@@ -25,6 +25,7 @@ from .schemas import DCM_SCHEMAS, RUN_ID
 
 if TYPE_CHECKING:
     from .lake import Lake
+    from .settings import Settings
 
 MONTHS: tuple[str, ...] = (
     "Jan",
@@ -282,3 +283,35 @@ def acc_ids_in_lake(lake: Lake | str) -> list[str]:
         )
     values = column.cast(pa.string()).unique().drop_null().to_pylist()
     return sorted(str(v) for v in values)
+
+
+def run_snapshot(
+    settings: Settings,
+    acc_ids: Sequence[str] | None = None,
+    *,
+    at: datetime | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """What ``powerflex-etl dcm`` does: snapshot, then refresh the catalog.
+
+    acc_ids: the ones given, else the ``POWERFLEX_ACC_ID`` scope, else every acc_id of
+    the lake's ct_response. Returns :func:`snapshot`'s summary plus ``catalog``.
+    """
+    from .client import PowerflexClient
+    from .lake import Lake
+    from .pipeline import new_run_id
+    from .views import build_catalog
+
+    ids = list(acc_ids or settings.acc_id or acc_ids_in_lake(settings.lake))
+    for a in ids:
+        check_acc_id(a)
+    with PowerflexClient(settings) as client:
+        summary = snapshot(
+            client,
+            Lake(settings.lake),
+            ids,
+            run_id=run_id or new_run_id(),
+            at=at or datetime.now(UTC),
+        )
+    catalog = build_catalog(settings.lake, catalog_path=settings.catalog_path)
+    return {**summary, "catalog": str(catalog)}

@@ -159,6 +159,34 @@ def test_a_server_failure_on_a_later_site_writes_nothing(dcm_sim: Any, settings:
     assert not list(lake_dir.glob("target_peak_power/**/*.parquet"))
 
 
+def test_run_snapshot_defaults_to_the_lake_sites_and_refreshes_the_catalog(
+    client: PowerflexClient, settings: Settings
+) -> None:
+    from powerflex_etl import runner
+
+    start = datetime(2021, 6, 2, tzinfo=UTC)
+    runner.run(
+        settings,
+        start=start.isoformat(),
+        end=(start + timedelta(hours=6)).isoformat(),
+        measurements=["ct_response"],
+        engine="local",
+        workers=1,
+    )
+    client.set_target_peak_power(ACC, {"Mar": 42})
+    out = dcm.run_snapshot(settings, at=T1, run_id="cli")
+    assert out["acc_ids"] == [ACC] and out["target_peak_power"] == 12
+    assert Path(out["catalog"]).is_file()
+    con = connect(settings.lake)  # no rebuild: run_snapshot refreshed it
+    try:
+        got = con.execute(
+            "select acc_id, target_peak_power_kw from target_peak_power where month = 'Mar'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert got == [(ACC, 42.0)]
+
+
 @pytest.mark.prefect
 def test_flow_snapshots_every_site_of_the_lake_and_refreshes_the_catalog(
     prefect_server: str,

@@ -240,3 +240,32 @@ def test_start_after_end_is_a_clear_error(small_lake: Path, tmp_path: Path) -> N
     with pytest.raises(PowerflexError, match=r"start .* is not before end"):
         build_report(str(small_lake), str(tmp_path / "x.html"), start=DAY0, end=DAY0)
     assert not (tmp_path / "x.html").exists()
+
+
+def test_summary_is_json_ready(small_lake: Path, tmp_path: Path) -> None:
+    import json
+
+    summary = build_report(str(small_lake), str(tmp_path / "r.html"), start=None, end=None)
+    d = json.loads(json.dumps(summary.to_dict()))
+    assert d["sessions"] == 4 and d["first_time"] == DAY0.isoformat()
+    assert d["peak_demand_kw"] == {"03": pytest.approx(6.6)}
+
+
+def test_a_catalog_without_the_marts_still_gives_a_report(tmp_path: Path) -> None:
+    import shutil
+
+    from powerflex_etl import views
+
+    lake = tmp_path / "lake"
+    _write_lake(lake)
+    # a catalog built from the staging views only, as an older version would have left it
+    sql = Path(views.__file__).resolve().parent.parent / "sql"
+    shutil.copytree(sql / "staging", tmp_path / "sql" / "staging")
+    (tmp_path / "sql" / "marts").mkdir()
+    build_catalog(str(lake), sql_dir=tmp_path / "sql")
+    out = tmp_path / "r.html"
+    summary = build_report(str(lake), str(out), start=None, end=None)
+    page, text = _parse(out)
+    assert summary.sessions == 0 and summary.first_time == DAY0
+    assert "charging_sessions" in text and "Views missing" in text
+    assert set(page.figures) == CHART_KEYS

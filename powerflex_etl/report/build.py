@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +29,15 @@ class ReportSummary:
     empty: bool = False
     bytes: int = 0
     seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready (times as ISO strings), for the CLI's summary line."""
+        out = asdict(self)
+        for k in ("first_time", "last_time"):
+            t = out[k]
+            out[k] = t.isoformat() if isinstance(t, datetime) else None
+        out["seconds"] = round(self.seconds, 3)
+        return out
 
 
 def build_report(
