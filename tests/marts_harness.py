@@ -88,12 +88,7 @@ def connect(
         _table(schemas.DCM_SCHEMAS["external_signals"], []),
         hive_date=False,
     )
-    target_rows = [
-        {"snapshot_at": T0, "run_id": None, **r} if "snapshot_at" not in r else dict(r)
-        for r in targets
-    ]
-    for r in target_rows:
-        r.pop("run_id", None)
+    target_rows = [{"snapshot_at": T0, **r} for r in targets]
     _create(
         con,
         "target_peak_power",
