@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob as globlib
 import os
 import posixpath
 import re
@@ -105,14 +106,12 @@ class Root:
 
     def glob(self, pattern_parts: list[str]) -> list[str]:
         """Paths matching ``<root>/<pattern_parts...>`` (fsspec glob), sorted."""
-        pattern = (
-            os.path.join(self.root, *pattern_parts)
-            if self.local
-            else posixpath.join(self.root, *pattern_parts)
-        )
-        if not self.local:
-            self.fs.invalidate_cache()
-        return sorted(str(p) for p in self.fs.glob(pattern))
+        if self.local:
+            # the root is a literal path: a "[" in a directory name is no pattern
+            return sorted(globlib.glob(os.path.join(globlib.escape(self.root), *pattern_parts)))
+        # listings are cached per filesystem instance; another process may have written since
+        self.fs.invalidate_cache()
+        return sorted(str(p) for p in self.fs.glob(posixpath.join(self.root, *pattern_parts)))
 
     # -- writing -------------------------------------------------------------------------
     def makedirs(self, path: str) -> None:

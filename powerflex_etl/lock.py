@@ -56,6 +56,16 @@ _entries: dict[str, _Entry] = {}
 _entries_guard = threading.Lock()
 
 
+def _forget_in_child() -> None:
+    # a forked child inherits neither the parent's threads nor its holds
+    global _entries_guard
+    _entries_guard = threading.Lock()
+    _entries.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _entry(key: str) -> _Entry:
     with _entries_guard:
         return _entries.setdefault(key, _Entry())
