@@ -14,9 +14,12 @@ from .queries import ReportData
 
 Spec = dict[str, Any]
 WIDTH = 940
-_FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
+# the SVG's layout is measured once, here; Liberation Sans, Arial and Helvetica share their
+# metrics, so labels and legends fit wherever the report is opened
+_FONT = "Liberation Sans, Arial, Helvetica, sans-serif"
 _CONFIG: Spec = {
     "font": _FONT,
+    "padding": {"left": 5, "top": 5, "right": 20, "bottom": 5},
     "view": {"stroke": None},
     "axis": {"labelFontSize": 11, "titleFontSize": 12, "gridColor": "#e6e6e6"},
     "legend": {"labelFontSize": 11, "titleFontSize": 12},
