@@ -63,6 +63,7 @@ class Evse:
 
     @property
     def evse_address(self) -> str:
+        """``acn_id-acc_id-acg_id-acs_id``."""
         return f"{self.acn_id}-{self.acc_id}-{self.acg_id}-{self.acs_id}"
 
 

@@ -120,21 +120,25 @@ class DcmState:
         self.schedules: dict[int, dict[str, Any]] = {}
 
     def get_signals(self, acc: int) -> dict[str, dict[str, Any]]:
+        """All signals of ``acc`` (the vendor's example one until others are set)."""
         with self._lock:
             sig = self.signals.setdefault(acc, {DEFAULT_SIGNAL["name"]: dict(DEFAULT_SIGNAL)})
             return {k: dict(v) for k, v in sig.items()}
 
     def set_signal(self, acc: int, signal: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace the signal named ``signal["name"]``; returns it."""
         self.get_signals(acc)
         with self._lock:
             self.signals[acc][signal["name"]] = dict(signal)
         return signal
 
     def get_targets(self, acc: int) -> dict[str, int]:
+        """The 12 monthly targets of ``acc`` (vendor example values until set)."""
         with self._lock:
             return dict(self.targets.setdefault(acc, dict(DEFAULT_TARGETS)))
 
     def set_targets(self, acc: int, update: dict[str, int]) -> dict[str, int]:
+        """Apply a partial update; returns all 12 months."""
         self.get_targets(acc)
         with self._lock:
             self.targets[acc].update(update)

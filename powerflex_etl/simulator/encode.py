@@ -144,9 +144,7 @@ def _encode_rows(
         text[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
         text[:, len(head) : len(head) + _TIME_WIDTH] = fixed
         text[:, len(head) + _TIME_WIDTH :] = np.frombuffer(tail, dtype=np.uint8)
-        return text.reshape(-1).data, np.arange(
-            0, (t.size + 1) * width, width, dtype=np.int64
-        )
+        return text.reshape(-1).data, np.arange(0, (t.size + 1) * width, width, dtype=np.int64)
     times = _fixed_strings(fixed) if fixed is not None else _time_strings(t, rfc3339)
     args = [times if p == "time" else p for p in pieces]
     joined = pc.binary_join_element_wise(
