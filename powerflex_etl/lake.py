@@ -242,26 +242,21 @@ class Lake:
         return pq.ParquetFile(pa.BufferReader(data))
 
     def _read_file(self, path: str, columns: list[str] | None = None) -> pa.Table:
-        try:
-            return self._parquet(path).read(columns=columns)
-        except (OSError, pa.ArrowInvalid) as err:
-            raise LakeError(
-                f"cannot read {self._root.rel(path)}: {err}; move the file aside and rerun its window"
-            )
+        table = self._read_if_exists(path, columns)
+        if table is None:
+            raise LakeError(f"{self._root.rel(path)} vanished while being read; run again")
+        return table
 
-    def _read_if_exists(self, path: str) -> pa.Table | None:
+    def _read_if_exists(self, path: str, columns: list[str] | None = None) -> pa.Table | None:
         """The file's rows, or None when it does not exist.
 
         Remote: one GET that tells absence by a 404, never a cached listing, which could
         hide a file another process wrote and so lose its rows on rewrite.
         """
-        if self._root.local:
-            return self._read_file(path) if os.path.exists(path) else None
-        data = self._root.read_bytes(path)
-        if data is None:
-            return None
         try:
-            return pq.ParquetFile(pa.BufferReader(data)).read()
+            return self._parquet(path).read(columns=columns)
+        except FileNotFoundError:
+            return None
         except (OSError, pa.ArrowInvalid) as err:
             raise LakeError(
                 f"cannot read {self._root.rel(path)}: {err}; move the file aside and rerun its window"

@@ -219,3 +219,13 @@ def test_slots_cover_the_window_exactly_once(start: int, length: int, unit: int)
     assert slots[-1] < w.end_us <= slots[-1] + SLOT_US
     assert all(b - a == SLOT_US for a, b in itertools.pairwise(slots))
     assert all(slot_parts(s)[1] in {f"part-{h:02d}.parquet" for h in (0, 6, 12, 18)} for s in slots)
+
+
+def test_a_corrupt_slot_file_is_named_and_left_alone(lake: Lake) -> None:
+    path = os.path.join(lake.url, D, "part-06.parquet")
+    with open(path, "wb") as f:
+        f.write(b"not parquet")
+    with pytest.raises(LakeError, match=f"{D}/part-06.parquet.*move the file aside"):
+        lake.commit_window(M, win(6, 12), ct_rows(grid(6, 12)), NO_REJECTS, run_id="n")
+    with open(path, "rb") as f:
+        assert f.read() == b"not parquet"
