@@ -114,6 +114,17 @@ def test_split_tags_one_series_per_evse_ids_in_tags(sim: RunningSimulator) -> No
     assert sum(len(s["values"]) for s in series) == sim.truth("ct_response", START, END).num_rows
 
 
+def test_split_tags_keeps_one_series_per_evse_across_days(sim: RunningSimulator) -> None:
+    sim.config.faults.split_tags = True
+    body = {
+        **BODY,
+        "measurement": "evse_request",
+        "time_filter": [START.timestamp(), START.timestamp() + 86400],
+    }
+    series = _get(sim, body).json()["results"][0]["series"]
+    assert len(series) == len({s["tags"]["evse_address"] for s in series}) == 54
+
+
 def test_wrap_data(sim: RunningSimulator) -> None:
     plain = _get(sim).json()
     sim.config.faults.wrap_data = True

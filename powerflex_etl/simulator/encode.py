@@ -221,6 +221,8 @@ def answer(measurement: str, blocks: Iterable[Block], shape: Shape) -> Iterator[
         return
     started = False
     open_series = False
+    current: str | None = None
+    cols: list[str] = []
     for block in blocks:
         if len(block) == 0:
             continue
@@ -228,7 +230,9 @@ def answer(measurement: str, blocks: Iterable[Block], shape: Shape) -> Iterator[
             yield (
                 b'{"data":' if shape.wrap_data else b""
             ) + b'{"results":[{"statement_id":0,"series":['
-        if shape.split_tags or not open_series:
+        # one series in all, or with tags one per EVSE (its day blocks continue it)
+        if not open_series or (shape.split_tags and block.evse.evse_address != current):
+            current = block.evse.evse_address
             head, cols = _series_head(measurement, block, shape)
             if open_series:
                 yield b"]},"
