@@ -10,6 +10,7 @@ import random
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,7 +41,8 @@ class _Server:
         self.dcm = DcmState()
         self.rng = random.Random(config.seed)
         self.lock = threading.Lock()
-        self.seen: list[dict[str, Any]] = []
+        # bounded, so a long-running server does not grow without end
+        self.seen: deque[dict[str, Any]] = deque(maxlen=10_000)
 
     def record(self, request: Request, body: Any) -> None:
         if isinstance(body, dict) and "password" in body:

@@ -43,7 +43,7 @@ class RunningSimulator:
         return source.sessions(self.config, _epoch(start), _epoch(end))
 
     def requests_seen(self) -> list[dict[str, Any]]:
-        """Every request so far: method, path, body (passwords shown as ``***``)."""
+        """The requests so far (the last 10,000): method, path, body (passwords shown as ``***``)."""
         with self._state.lock:
             return [dict(r) for r in self._state.seen]
 
