@@ -6,19 +6,13 @@ import argparse
 import sys
 from datetime import datetime
 
-from ..errors import ConfigError, PowerflexError
+from ..errors import PowerflexError
+from ..windows import parse_time
 from . import build_report
 
 
 def _when(text: str | None, flag: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            f"report: {flag} {text!r} is not an ISO date/datetime", hint="e.g. 2024-06-01"
-        )
+    return parse_time(text, name=flag) if text else None
 
 
 def main(argv: list[str] | None = None) -> int:
