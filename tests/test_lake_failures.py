@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -229,3 +232,43 @@ def test_a_corrupt_slot_file_is_named_and_left_alone(lake: Lake) -> None:
         lake.commit_window(M, win(6, 12), ct_rows(grid(6, 12)), NO_REJECTS, run_id="n")
     with open(path, "rb") as f:
         assert f.read() == b"not parquet"
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from powerflex_etl import lake as lake_mod
+from powerflex_etl.lake import Lake
+from tests.test_lake_helpers import NO_REJECTS, M, ct_rows, grid, inside, win
+
+def die(point):
+    if point == sys.argv[2]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+lake_mod.CRASH_HOOK = die
+w = win(3, 15)
+lake = Lake(sys.argv[1])
+lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w), power=2.0), NO_REJECTS, run_id="killed")
+"""
+
+
+@pytest.mark.parametrize(
+    "point", [f"staged:{D}/part-06.parquet", f"after_replace:{D}/part-06.parquet"]
+)
+def test_sigkilled_writer_leaves_whole_slots_and_a_rerun_converges(lake: Lake, point: str) -> None:
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, lake.url, point], cwd=repo, check=False
+    )
+    assert proc.returncode == -signal.SIGKILL
+    w = win(3, 15)
+    per_slot: dict[int, set[float]] = {}
+    for r in lake.read(M).to_pylist():
+        if w.start <= r["time"] < w.end:
+            per_slot.setdefault(r["time"].hour // 6, set()).add(r["power_kw"])
+    assert all(len(v) == 1 for v in per_slot.values())  # each slot wholly old or wholly new
+    assert lake.read(M).num_rows == len(grid(0, 24))
+    # the kernel released the dead writer's lock: the rerun does not wait
+    lake.lock_timeout_s = 5
+    lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w), power=2.0), NO_REJECTS, run_id="rerun")
+    got = sorted((r["evse_address"], r["time"], r["power_kw"]) for r in lake.read(M).to_pylist())
+    assert got == sorted((e, t, 2.0 if w.start <= t < w.end else 1.0) for e, t in grid(0, 24))
