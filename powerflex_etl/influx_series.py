@@ -37,6 +37,7 @@ _SLOT_TYPES: dict[Slot, Any] = {
 _SPLIT_BYTES = 8 << 20
 _CHUNK_ROWS = 50_000
 _ROWS_RAW = msgspec.json.Decoder(list[msgspec.Raw])
+_MAX_LABELS = 1024
 
 
 class SeriesError(Exception):
@@ -72,6 +73,29 @@ def slot_of(name: str, kinds: Mapping[str, Kind]) -> Slot:
 def _rows_decoder(slots: tuple[Slot, ...]) -> msgspec.json.Decoder[Any]:
     row_type = tuple.__class_getitem__(tuple(_SLOT_TYPES[s] for s in slots))
     return msgspec.json.Decoder(list[row_type])  # type: ignore[valid-type]
+
+
+def _label_decoder(
+    order: tuple[Slot, ...], rows: Sequence[tuple[Any, ...]]
+) -> msgspec.json.Decoder[Any] | None:
+    """A decoder giving the id labels seen in ``rows`` as shared objects, for later chunks.
+
+    Ids repeat (a few dozen EVSEs, sites, states): decoding them as a ``Literal`` of the
+    labels already seen hands back one object per label instead of a new string per cell,
+    which saves a third of the decode and of freeing for those columns.
+    """
+    types: list[Any] = []
+    for i, slot in enumerate(order):
+        typ = _SLOT_TYPES[slot]
+        if slot == "id":
+            labels = {row[i] for row in rows}
+            labels.discard(None)
+            if labels and len(labels) <= _MAX_LABELS and all(type(v) is str for v in labels):
+                typ = Literal[tuple(sorted(labels))] | int | None
+        types.append(typ)
+    if types == [_SLOT_TYPES[s] for s in order]:
+        return None
+    return msgspec.json.Decoder(list[tuple.__class_getitem__(tuple(types))])  # type: ignore[misc]
 
 
 def id_text(value: object) -> str:
@@ -170,11 +194,24 @@ def _fast(
     columns: Sequence[str], slots: dict[str, Slot], tags: Mapping[str, Any], raw: msgspec.Raw
 ) -> SeriesPart | None:
     """Typed decode; None when anything in the series needs the per-row path."""
-    decoder = _rows_decoder(tuple(slots[c] for c in columns))
+    order = tuple(slots[c] for c in columns)
+    plain = _rows_decoder(order)
+    labelled: msgspec.json.Decoder[Any] | None = None
     pieces = []
     try:
-        for chunk in _chunks(raw):
-            piece = _fast_chunk(columns, slots, decoder.decode(chunk))
+        for k, chunk in enumerate(_chunks(raw)):
+            rows = None
+            if labelled is not None:
+                try:
+                    rows = labelled.decode(chunk)
+                except msgspec.ValidationError:
+                    pass  # a label the first chunk did not have: the plain decoder reads it
+            if rows is None:
+                rows = plain.decode(chunk)
+            if k == 0 and len(raw) > _SPLIT_BYTES:
+                labelled = _label_decoder(order, rows)
+            piece = _fast_chunk(columns, slots, rows)
+            del rows
             if piece is None:
                 return None
             pieces.append(piece)

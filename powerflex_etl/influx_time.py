@@ -51,10 +51,11 @@ def epoch_seconds_to_us(seconds: np.ndarray) -> np.ndarray:
     """Finite, in-range epoch seconds (float64) -> µs (int64), truncated toward -inf.
 
     Exact for the number as written when the JSON shows the float's shortest form (what
-    every mainstream encoder writes): ``1566333668.123456`` gives ``...123456`` although
-    ``1566333668.123456 * 1e6`` is ``...123455.9`` in floating point. The nearest µs ``u``
-    is at most one above the true truncation; the written decimal lies below ``u`` exactly
-    when the float lies below the float nearest to ``u / 1e6`` (rounding is monotone).
+    every mainstream encoder writes), for ``|seconds| < 2**32`` (until 2106; beyond, a float
+    cannot tell neighbouring µs apart): ``1566333668.123456`` gives ``...123456`` and a 7th
+    digit is dropped, not rounded. The nearest µs ``u`` of ``seconds * 1e6`` is at most one
+    above the true truncation; the written decimal lies below ``u / 1e6`` exactly when the
+    float lies below the float nearest to ``u / 1e6`` (rounding is monotone).
     """
     nearest = np.rint(seconds * 1e6)
     below = seconds < nearest / 1e6

@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from powerflex_etl import influx_series
 from powerflex_etl.errors import PowerflexError
 from powerflex_etl.influx import parse_answer
 from powerflex_etl.schemas import MEASUREMENTS, source_kinds
@@ -176,3 +178,15 @@ def test_json_shaped_input_only_raises_powerflex_errors(doc: Any, wrap: bool, cu
     body = json.dumps({"data": doc} if wrap else doc).encode()
     _only_powerflex_errors(body)
     _only_powerflex_errors(body[: len(body) - cut])  # truncated answers too
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers())
+def test_rows_round_trip_when_series_are_decoded_in_chunks(
+    case: tuple[str, bytes, dict[str, list[Any]], list[int]],
+) -> None:
+    # big-series machinery (chunks, shared labels, new labels in later chunks) on small data
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(influx_series, "_SPLIT_BYTES", 0)
+        mp.setattr(influx_series, "_CHUNK_ROWS", 2)
+        test_rows_round_trip_in_order.hypothesis.inner_test(case)  # type: ignore[attr-defined]
