@@ -264,3 +264,19 @@ def test_pilot_tracking_measures_how_current_followed_the_pilot() -> None:
     assert p["mean_current_pilot_ratio"] == approx((1 + 15 / 16 + 17.5 / 16 + 0.5) / 4)
     # evse_request limits inside the session only (the 99 A one is after it)
     assert p["mean_current_limit_a"] == approx(52 / 3)
+
+
+def test_pilot_tracking_has_one_row_per_session_with_its_id() -> None:
+    t0 = ts("2024-01-15 10:00")
+    rows = [
+        *unplugged_run("e1", t0 - minutes(2), 2),
+        *plug_in("e1", t0, 0, 10),  # plugged, never charged
+        *unplugged_run("e1", t0 + minutes(10), 2),
+        *plug_in("e1", t0 + minutes(12), 5, 5),
+        *unplugged_run("e1", t0 + minutes(22), 2),
+    ]
+    con = connect(rows)
+    got = query(con, "select session_id, charging_samples from pilot_tracking order by 1")
+    ids = query(con, "select session_id from charging_sessions order by 1")
+    assert [g["session_id"] for g in got] == [i["session_id"] for i in ids]
+    assert sorted(g["charging_samples"] for g in got) == [0, 5]
