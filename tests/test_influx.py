@@ -351,7 +351,7 @@ def test_big_series_decoded_in_chunks_give_the_same_answer(monkeypatch: pytest.M
     assert chunked.table.equals(whole.table)
     assert col(chunked, "acc_id")[:4] == ["00", "01", "02", "00"]
     assert col(chunked, "extra")[:2] == ["0", '{"i":1}']
-    # a bad row in a later chunk sends the whole series down the per-row path, same result
+    # a bad row in a later chunk: only that chunk goes down the per-row path, same result
     rows[7][2] = "x"
     body = answer({"columns": ["time", "acc_id", "power", "extra"], "values": rows})
     assert [b.reason for b in parse_answer(body, "ct_response").bad_rows] == [
