@@ -62,9 +62,7 @@ neighbours as (
         lag(plugged) over w as prev_plugged,
         lead(plugged) over w as next_plugged,
         lag(energy_delivered_kwh ignore nulls) over w as prev_energy_kwh,
-        lead(time) over w as next_time,
-        lag(time) over w is null as first_of_evse,
-        lead(time) over w is null as last_of_evse
+        lead(time) over w as next_time
     from classified
     window w as (partition by evse_address order by time)
 ),
@@ -81,7 +79,10 @@ flagged as (
             and not drawing,
             false
         ) as in_session,
-        epoch(next_time - time) as period_s
+        epoch(next_time - time) as period_s,
+        -- plugged is never null, so only the EVSE's first sample has no previous one
+        prev_plugged is null as first_of_evse,
+        next_time is null as last_of_evse
     from neighbours
 ),
 
