@@ -36,7 +36,7 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def make_body(rows: int, time_kind: str = "epoch", seed: int = 7) -> bytes:
+def make_body(rows: int, time_kind: str = "epoch", seed: int = 7, bad_every: int = 0) -> bytes:
     """A deterministic ct_response answer of ``rows`` rows, one series, as PowerFlex wraps it."""
     rng = np.random.default_rng(seed)
     n_evse = 48
@@ -72,6 +72,9 @@ def make_body(rows: int, time_kind: str = "epoch", seed: int = 7) -> bytes:
                 round(a * v / 1e9, 4), f"B41-{e:02d}", "v2", v,
             ]
         )  # fmt: skip
+    if bad_every:  # a reading the meter could not take: sends its chunk down the per-row path
+        for row in values[bad_every // 2 :: bad_every]:
+            row[COLUMNS.index("power")] = "n/a"
     answer = {
         "data": {
             "results": [
@@ -114,7 +117,7 @@ def _run_one(method: str, path: str) -> None:
     else:
         parsed = parse_answer(body, "ct_response")
         n = parsed.table.num_rows
-        assert not parsed.bad_rows
+        n += len(parsed.bad_rows)
     seconds = time.perf_counter() - t
     cpu = time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -135,6 +138,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--time", choices=["epoch", "rfc3339"], default="epoch")
+    ap.add_argument("--bad-every", type=int, default=0, help="make every Nth row a bad row")
     ap.add_argument("--repeat", type=int, default=1, help="runs per method; the best is shown")
     ap.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -142,9 +146,10 @@ def main() -> None:
         _run_one(*args._one)
         return
     t = time.perf_counter()
-    body = make_body(args.rows, args.time)
+    body = make_body(args.rows, args.time, bad_every=args.bad_every)
     print(
-        f"body: {args.rows:,} rows, {args.time} time, {len(body) / 1e6:.0f} MB "
+        f"body: {args.rows:,} rows, {args.time} time, {len(body) / 1e6:.0f} MB, "
+        f"bad every {args.bad_every or '-'} rows "
         f"(generated in {time.perf_counter() - t:.1f} s)"
     )
     with tempfile.TemporaryDirectory() as tmp:

@@ -37,6 +37,7 @@ _SPLIT_BYTES = 8 << 20
 _CHUNK_ROWS = 50_000
 _ROWS_RAW = msgspec.json.Decoder(list[msgspec.Raw])
 _MAX_LABELS = 1024
+_MIN_SPLIT_ROWS = 256
 
 
 @dataclass
@@ -71,21 +72,21 @@ def _rows_decoder(slots: tuple[Slot, ...]) -> msgspec.json.Decoder[Any]:
 
 
 def _label_decoder(
-    order: tuple[Slot, ...], rows: Sequence[tuple[Any, ...]]
+    columns: Sequence[str], order: tuple[Slot, ...], piece: Piece
 ) -> msgspec.json.Decoder[Any] | None:
-    """A decoder giving the id labels seen in ``rows`` as shared objects, for later chunks.
+    """A decoder giving the id labels seen in ``piece`` as shared objects, for later chunks.
 
     Ids repeat (a few dozen EVSEs, sites, states): decoding them as a ``Literal`` of the
     labels already seen hands back one object per label instead of a new string per cell,
     which saves a third of the decode and of freeing for those columns.
     """
     types: list[Any] = []
-    for i, slot in enumerate(order):
+    for name, slot in zip(columns, order, strict=True):
         typ = _SLOT_TYPES[slot]
-        if slot == "id":
-            labels = {row[i] for row in rows}
-            labels.discard(None)
-            if labels and len(labels) <= _MAX_LABELS and all(type(v) is str for v in labels):
+        col = piece.cols.get(name)
+        if slot == "id" and isinstance(col, pa.Array):
+            labels = pc.unique(col.drop_null()).to_pylist()
+            if labels and len(labels) <= _MAX_LABELS:
                 typ = Literal[tuple(sorted(labels))] | int | None
         types.append(typ)
     if types == [_SLOT_TYPES[s] for s in order]:
@@ -165,20 +166,52 @@ def _typed_piece(
     return Piece(times.us, out)
 
 
-def _typed_rows(
-    chunk: bytes | msgspec.Raw,
-    labelled: msgspec.json.Decoder[Any] | None,
-    plain: msgspec.json.Decoder[Any],
-) -> list[tuple[Any, ...]] | None:
-    if labelled is not None:
+@dataclass
+class _Reader:
+    """Reads chunks of one series: typed when it can, per row only around the bad rows."""
+
+    columns: Sequence[str]
+    slots: dict[str, Slot]
+    tags: Mapping[str, Any]
+    plain: msgspec.json.Decoder[Any]
+    labelled: msgspec.json.Decoder[Any] | None = None
+
+    def _typed_rows(self, chunk: bytes | msgspec.Raw) -> list[tuple[Any, ...]] | None:
+        if self.labelled is not None:
+            try:
+                return self.labelled.decode(chunk)  # type: ignore[no-any-return]
+            except msgspec.ValidationError:
+                pass  # a label the first chunk did not have: the plain decoder reads it
         try:
-            return labelled.decode(chunk)  # type: ignore[no-any-return]
+            return self.plain.decode(chunk)  # type: ignore[no-any-return]
         except msgspec.ValidationError:
-            pass  # a label the first chunk did not have: the plain decoder reads it
-    try:
-        return plain.decode(chunk)  # type: ignore[no-any-return]
-    except msgspec.ValidationError:
-        return None
+            return None
+
+    def read(self, chunk: bytes | msgspec.Raw, first_row: int) -> list[Piece]:
+        """Rows of ``chunk`` (the first being series row ``first_row``) as pieces in order.
+
+        A chunk the typed path cannot take is split in sixteen and each part tried again,
+        so a bad row costs the slow per-row path only a few hundred rows around it.
+        """
+        if _tag_columns(self.tags, self.slots, 0) is not None:  # else every row is bad
+            rows = self._typed_rows(chunk)
+            if rows is not None:
+                piece = _typed_piece(self.columns, self.slots, rows)
+                del rows
+                if piece is not None:
+                    return [piece]
+            try:
+                raw_rows = _ROWS_RAW.decode(chunk)
+            except msgspec.ValidationError:
+                raw_rows = []  # not a list: the per-row path says so
+            if len(raw_rows) > _MIN_SPLIT_ROWS:
+                step = max(_MIN_SPLIT_ROWS, -(-len(raw_rows) // 16))
+                out: list[Piece] = []
+                for start in range(0, len(raw_rows), step):
+                    part = b"[" + b",".join(raw_rows[start : start + step]) + b"]"
+                    out += self.read(part, first_row + start)
+                return out
+        return [rows_piece(self.columns, self.slots, self.tags, chunk, first_row)]
 
 
 def _merge(
@@ -221,21 +254,10 @@ def decode_series(
     tags = {k: v for k, v in (tags or {}).items() if k not in columns}
     slots = {name: slot_of(name, kinds) for name in (*columns, *tags)}
     order = tuple(slots[c] for c in columns)
-    plain = _rows_decoder(order)
-    labelled: msgspec.json.Decoder[Any] | None = None
-    typed_ok = _tag_columns(tags, slots, 0) is not None
+    reader = _Reader(columns, slots, tags, _rows_decoder(order))
     pieces: list[Piece] = []
-    first_row = 0
     for k, chunk in enumerate(_chunks(raw)):
-        piece = None
-        rows = _typed_rows(chunk, labelled, plain) if typed_ok else None
-        if rows is not None:
-            if k == 0 and len(raw) > _SPLIT_BYTES:
-                labelled = _label_decoder(order, rows)
-            piece = _typed_piece(columns, slots, rows)
-            del rows
-        if piece is None:
-            piece = rows_piece(columns, slots, tags, chunk, first_row)
-        first_row += _CHUNK_ROWS
-        pieces.append(piece)
+        pieces += reader.read(chunk, k * _CHUNK_ROWS)
+        if k == 0 and len(raw) > _SPLIT_BYTES and pieces and len(pieces[0].us):
+            reader.labelled = _label_decoder(columns, order, pieces[0])
     return _merge(pieces, columns, slots, tags)

@@ -190,3 +190,50 @@ def test_rows_round_trip_when_series_are_decoded_in_chunks(
         mp.setattr(influx_series, "_SPLIT_BYTES", 0)
         mp.setattr(influx_series, "_CHUNK_ROWS", 2)
         test_rows_round_trip_in_order.hypothesis.inner_test(case)  # type: ignore[attr-defined]
+
+
+good_cell = {
+    "time": st.integers(0, 2**31).map(lambda s: s / 8),
+    "acc_id": st.none() | ids,
+    "power": st.none() | numbers,
+}
+bad_cell = {
+    "time": st.sampled_from([None, "soon", True, 1e13]),
+    "acc_id": st.just(None),
+    "power": st.sampled_from(["1", True, [1], 1e300 * 10]),
+}
+
+
+@st.composite
+def rows_with_bad_ones(draw: st.DrawFn) -> list[list[Any]]:
+    rows = []
+    for _ in range(draw(st.integers(0, 40))):
+        kind = draw(st.sampled_from(["good"] * 6 + ["bad_time", "bad_power", "short"]))
+        row = [draw(good_cell[c]) for c in ("time", "acc_id", "power")]
+        if kind == "bad_time":
+            row[0] = draw(bad_cell["time"])
+        elif kind == "bad_power":
+            row[2] = draw(bad_cell["power"])
+        elif kind == "short":
+            row = row[:2]
+        rows.append(row)
+    return rows
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows_with_bad_ones(), st.integers(1, 7), st.integers(1, 5))
+def test_chunking_and_splitting_never_change_the_outcome(
+    rows: list[list[Any]], chunk_rows: int, min_split: int
+) -> None:
+    body = json.dumps(
+        {"results": [{"series": [{"columns": ["time", "acc_id", "power"], "values": rows}]}]}
+    ).replace("Infinity", "1e400")
+    whole = parse_answer(body.encode(), "ct_response")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(influx_series, "_SPLIT_BYTES", 0)
+        mp.setattr(influx_series, "_CHUNK_ROWS", chunk_rows)
+        mp.setattr(influx_series, "_MIN_SPLIT_ROWS", min_split)
+        pieces = parse_answer(body.encode(), "ct_response")
+    assert pieces.table.equals(whole.table)
+    assert pieces.bad_rows == whole.bad_rows
+    assert whole.n_rows == len(rows)
