@@ -236,6 +236,9 @@ def parse_answer(body: bytes, measurement: str) -> ParsedAnswer:
     ``measurement`` is kept: PowerFlex answers only what was asked for, so the name is
     informational (InfluxDB names a ``SELECT ... INTO`` result "result", for instance).
 
+    JSON has no NaN/Infinity; msgspec refuses those tokens, so an answer holding one is a
+    ``ParseError``, while a number too big for a float (``1e400``) makes its row a bad row.
+
     Raises ``ParseError`` (malformed/truncated, or a shape no row can be read from),
     ``AnswerErrorReported`` (statement or top-level ``error``), ``PartialAnswerError``
     (a final ``partial: true``: cut answer). Never anything but a ``PowerflexError``.

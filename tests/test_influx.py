@@ -320,6 +320,10 @@ def test_final_partial_document_means_the_answer_was_cut() -> None:
         (b'{"results":[{"series":[{"columns":["time"],"values":[1, 2]}]}]}', "row 0 is not a list"),
         (b'{"results":[{"series":[{"columns":["time","a","a"],"values":[]}]}]}', "repeats"),
         (b'{"results":[{"series":[{"columns":["time"]}]}]}\n{"results":', "line 2"),
+        (
+            b'{"results":[{"series":[{"columns":["time","power"],"values":[[1,NaN]]}]}]}',
+            "malformed",
+        ),
     ],
 )
 def test_unreadable_answers_raise_one_line_parse_errors(body: bytes, says: str) -> None:
@@ -358,3 +362,19 @@ def test_big_series_decoded_in_chunks_give_the_same_answer(monkeypatch: pytest.M
         "power is not a number"
     ]
     assert parse_answer(body, "ct_response").table.num_rows == 8
+
+
+def test_parsing_leaves_the_garbage_collector_as_it_found_it() -> None:
+    import gc
+
+    assert gc.isenabled()
+    parse_rows([[1, "03", 1.0]])
+    with pytest.raises(ParseError):
+        parse_answer(b"{", "ct_response")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_rows([[1, "03", 1.0]])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
