@@ -1,6 +1,6 @@
 """How fast is ``parse_answer`` on a big ct_response answer, beside two baselines?
 
-    .venv/bin/python benchmarks/parse_speed.py [--rows 1000000] [--time epoch|rfc3339]
+    .venv/bin/python benchmarks/parse_speed.py [--rows 1000000] [--time epoch|rfc3339] [--bad-every N]
 
 Generates a deterministic PowerFlex-shaped answer (``{"data": {...}}``, ~17 columns, epoch
 float times, realistic ids/states/readings), writes it to a temporary file, then runs each

@@ -37,7 +37,7 @@ _SPLIT_BYTES = 8 << 20
 _CHUNK_ROWS = 50_000
 _ROWS_RAW = msgspec.json.Decoder(list[msgspec.Raw])
 _MAX_LABELS = 1024
-_MIN_SPLIT_ROWS = 256
+_MIN_SPLIT_ROWS = 128
 
 
 @dataclass
@@ -190,8 +190,8 @@ class _Reader:
     def read(self, chunk: bytes | msgspec.Raw, first_row: int) -> list[Piece]:
         """Rows of ``chunk`` (the first being series row ``first_row``) as pieces in order.
 
-        A chunk the typed path cannot take is split in sixteen and each part tried again,
-        so a bad row costs the slow per-row path only a few hundred rows around it.
+        A chunk the typed path cannot take is split into parts of ``_MIN_SPLIT_ROWS`` rows,
+        each tried typed again, so a bad row costs the slow per-row path only its own part.
         """
         if _tag_columns(self.tags, self.slots, 0) is not None:  # else every row is bad
             rows = self._typed_rows(chunk)
@@ -205,7 +205,7 @@ class _Reader:
             except msgspec.ValidationError:
                 raw_rows = []  # not a list: the per-row path says so
             if len(raw_rows) > _MIN_SPLIT_ROWS:
-                step = max(_MIN_SPLIT_ROWS, -(-len(raw_rows) // 16))
+                step = _MIN_SPLIT_ROWS
                 out: list[Piece] = []
                 for start in range(0, len(raw_rows), step):
                     part = b"[" + b",".join(raw_rows[start : start + step]) + b"]"
