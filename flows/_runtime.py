@@ -41,7 +41,8 @@ def _secret_block_password() -> str | None:
         return None
     from prefect.blocks.system import Secret
 
-    return str(Secret.load(name).get())
+    block: Any = Secret.load(name)
+    return str(block.get())
 
 
 def client(s: Settings) -> PowerflexClient:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -89,5 +89,5 @@ def backfill_with(executor: str, workers: int, dask_address: str | None = None) 
                     "processes": True,
                 }
             )
-        return backfill_flow.with_options(task_runner=runner)
-    return backfill_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=max(1, workers)))
+        return backfill_flow.with_options(task_runner=cast(Any, runner))
+    return backfill_flow.with_options(task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=max(1, workers))))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -154,4 +154,4 @@ def ingest_flow(
 
 def with_workers(workers: int) -> Any:
     """The flow with a thread pool of ``workers`` windows in flight."""
-    return ingest_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=max(1, workers)))
+    return ingest_flow.with_options(task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=max(1, workers))))

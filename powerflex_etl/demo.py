@@ -55,7 +55,7 @@ def _summarize(lake: str, report: dict[str, Any]) -> dict[str, Any]:
     }
     try:
         for m, t in report["measurements"].items():
-            (rows,) = con.sql(f"select count(*) from {m}").fetchone() or (
+            (rows,) = con.execute(f"select count(*) from {m}").fetchone() or (
                 0,
             )  # m is a validated name
             out["tables"][m] = {
@@ -65,16 +65,16 @@ def _summarize(lake: str, report: dict[str, Any]) -> dict[str, Any]:
             }
         views = {
             r[0]
-            for r in con.sql("select view_name from duckdb_views() where not internal").fetchall()
+            for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()
         }
         if "charging_sessions" in views:
-            n, kwh = con.sql(
+            n, kwh = con.execute(
                 "select count(*), coalesce(sum(energy_kwh), 0) from charging_sessions"
             ).fetchone() or (0, 0)
             out["sessions"] = int(n)
             out["energy_kwh"] = round(float(kwh), 1)
         if "monthly_peak" in views:
-            out["monthly_peak"] = con.sql(
+            out["monthly_peak"] = con.execute(
                 "select acc_id, strftime(month_start_local, '%Y-%m') as month, round(peak_demand_kw, 1) as peak_kw, "
                 "target_peak_power_kw as target_kw from monthly_peak order by 1, 2"
             ).fetchall()

@@ -25,18 +25,18 @@ class Settings(BaseSettings):
     username: str = ""
     password: SecretStr = SecretStr("")
     verify_tls: bool = True
-    connect_timeout_s: float = Field(10.0, gt=0)
-    read_timeout_s: float = Field(300.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=300.0, gt=0)
     # retries for retryable failures (5xx, 429, timeouts, resets)
-    max_attempts: int = Field(6, ge=1)
-    retry_backoff_s: float = Field(0.5, ge=0)
-    retry_max_total_s: float = Field(300.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+    retry_backoff_s: float = Field(default=0.5, ge=0)
+    retry_max_total_s: float = Field(default=300.0, gt=0)
     # the body key carrying [start, stop) in epoch seconds
     window_key: str = "time_filter"
     # unit the API uses for ct_response.power
     power_unit: PowerUnit = "kW"
     # the largest answer accepted for one window, in bytes
-    max_answer_bytes: int = Field(4 * 1024**3, gt=0)
+    max_answer_bytes: int = Field(default=4 * 1024**3, gt=0)
 
     lake: str = "./lake"
     # where the DuckDB catalog lives for an object-store lake (a local lake keeps it inside)
@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     # optional sites file: acc_id -> name, IANA time zone
     sites_file: str | None = None
 
-    window_hours: float = Field(6.0, gt=0)
-    lookback_hours: float = Field(2.0, ge=0)
+    window_hours: float = Field(default=6.0, gt=0)
+    lookback_hours: float = Field(default=2.0, ge=0)
     # optional client-side scoping: comma-separated ids
     acn_id: Annotated[list[str], NoDecode] = Field(default_factory=list)
     acc_id: Annotated[list[str], NoDecode] = Field(default_factory=list)

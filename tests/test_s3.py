@@ -48,9 +48,9 @@ def test_ingest_to_s3_is_exact_and_idempotent_and_queryable(sim, s3_settings):
     import powerflex_etl
 
     con = powerflex_etl.connect(s3_settings.lake, catalog_path=s3_settings.catalog_path)
-    (n,) = con.sql("select count(*) from ct_response").fetchone()
+    (n,) = con.execute("select count(*) from ct_response").fetchone()
     assert n == first["ct_response"].num_rows
-    assert con.sql("select count(distinct acc_id) from ct_response").fetchone()[0] >= 1
+    assert con.execute("select count(distinct acc_id) from ct_response").fetchone()[0] >= 1
 
 
 def test_a_failed_window_leaves_the_s3_lake_unchanged(sim, s3_settings):
