@@ -38,6 +38,10 @@ test-long: lint
 demo: $(VENV)/.runtime
 	$(BIN)/powerflex-etl demo
 
+# render the report in headless Chromium to report.png (runs the demo first on an empty lake)
+look: $(VENV)/.runtime
+	scripts/look.sh
+
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/ingest_vs_naive.py
 

@@ -12,7 +12,6 @@ import sys
 from enum import StrEnum
 from typing import Annotated, Any
 
-import click
 import typer
 
 from .cli_api import api_app
@@ -247,6 +246,70 @@ def simulator(
     serve(SimulatorConfig(seed=seed, sample_period_s=sample_period), host=host, port=port)
 
 
+@app.command()
+def dcm(
+    acc_id: Annotated[
+        list[str] | None,
+        typer.Option("--acc-id", help="Site id, repeatable (default: every acc_id in the lake)."),
+    ] = None,
+    lake: LakeOpt = None,
+    base_url: BaseUrlOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Snapshot the DCM endpoints (external signals, target peak power) into the lake."""
+    _setup_logging(verbose)
+    s = _settings(lake=lake, base_url=base_url)
+    from .dcm import run_snapshot
+
+    _echo_json(run_snapshot(s, acc_id or None))
+
+
+@app.command()
+def report(
+    out: Annotated[str, typer.Option("--out", help="HTML file to write.")] = "report.html",
+    start: StartOpt = None,
+    end: EndOpt = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Write one self-contained HTML report (energy, sessions, site load vs target, utilization)."""
+    s = _settings(lake=lake)
+    from .report import build_report
+    from .windows import parse_time
+
+    summary = build_report(
+        s.lake,
+        out,
+        start=parse_time(start, name="--start") if start else None,
+        end=parse_time(end, name="--end") if end else None,
+        catalog_path=s.catalog_path,
+    )
+    _echo_json(summary.to_dict())
+
+
+@app.command()
+def compact(
+    measurement: MeasOpt = None,
+    before: Annotated[
+        str | None,
+        typer.Option("--before", help="Only partitions dated before this day (YYYY-MM-DD)."),
+    ] = None,
+    lake: LakeOpt = None,
+) -> None:
+    """Rewrite partitions holding many small files into fewer, atomically; rows unchanged."""
+    from datetime import date
+
+    s = _settings(lake=lake)
+    try:
+        day = date.fromisoformat(before) if before else None
+    except ValueError:
+        raise ConfigError(f"--before {before!r} is not a date; use YYYY-MM-DD") from None
+    from .compact import compact_lake
+
+    summary = compact_lake(s, measurement or None, day)
+    for line in summary.lines():
+        typer.echo(line)
+
+
 @state_app.command("show")
 def state_show(measurement: MeasOpt = None, lake: LakeOpt = None) -> None:
     """Watermarks, last committed window and rows per measurement."""
@@ -287,11 +350,15 @@ def main() -> None:
         rv = app(standalone_mode=False)
     except PowerflexError as err:
         _die(err.one_line())
-    except click.exceptions.Abort:
+    except typer.Abort:
         _die("aborted", 130)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
+    except typer.TyperException as err:  # typer's own click: usage errors, bad parameters
+        show: Any = getattr(err, "show", None)
+        if show is None:
+            _die(str(err), 2)
+        else:
+            show()
+        sys.exit(int(getattr(err, "exit_code", 2)))
     except KeyboardInterrupt:
         _die("interrupted", 130)
     sys.exit(rv if isinstance(rv, int) else 0)

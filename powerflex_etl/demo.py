@@ -39,6 +39,10 @@ def run_demo(*, lake: str, days: int = 3, seed: int = 1, engine: str = "prefect"
             engine=engine,
             workers=4,
         )
+        # the DCM targets, so monthly_peak can set each site's peak beside its target
+        from .dcm import run_snapshot
+
+        run_snapshot(s)
     summary = _summarize(lake, report)
     _print(summary)
     return summary
