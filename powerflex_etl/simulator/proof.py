@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from pydantic import SecretStr
 
 from .config import SimulatorConfig
 from .runner import start_simulator
@@ -249,7 +250,7 @@ def run_proof(
         s = Settings(
             base_url=sim.url,
             username=config.username,
-            password=config.password,
+            password=SecretStr(config.password),
             lake=str(lake or Path(tmp) / "lake"),
         )
         run(
