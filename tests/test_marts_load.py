@@ -226,3 +226,64 @@ def test_coverage_counts_samples_per_measurement_and_hour() -> None:
         ("evse_request", t0, 2, t0 + minutes(5), t0 + minutes(10)),
         ("evse_request", t0 + minutes(60), 1, t0 + minutes(70), t0 + minutes(70)),
     ]
+
+
+@pytest.mark.parametrize(
+    ("end", "sites"),
+    [
+        (ts("2024-01-16 00:00"), []),  # unplugged exactly at UTC midnight
+        (ts("2024-01-16 08:00"), LA),  # ... exactly at local (PST) midnight
+        (ts("2024-01-15 18:00"), []),  # ... exactly on a 6-hour slot boundary
+    ],
+    ids=["utc-midnight", "local-midnight", "slot-boundary"],
+)
+def test_no_row_for_the_interval_or_day_after_the_last_sample(
+    end: datetime, sites: list[tuple[str, str, str]]
+) -> None:
+    start = end - minutes(45)
+    rows = [
+        *unplugged_run("e1", start - minutes(2), 2),
+        *plug_in("e1", start, charge_minutes=30, idle_minutes=15),
+        unplugged("e1", end),
+    ]
+    con = connect(rows, sites=sites)
+    load = query(con, "select * from site_load_15min order by interval_start")
+    assert [r["interval_start"] for r in load] == [start + minutes(15 * i) for i in range(3)]
+    assert [r["energy_kwh"] for r in load] == [approx(1.65), approx(1.65), approx(0.0)]
+    evse = query(con, "select * from evse_load_15min order by interval_start")
+    assert [r["plugged_seconds"] for r in evse] == [approx(900)] * 3
+    (day,) = query(con, "select * from evse_utilization")
+    assert (day["plugged_hours"], day["charging_hours"], day["sessions"]) == (
+        approx(0.75),
+        approx(0.5),
+        1,
+    )
+
+
+def test_no_row_after_the_last_sample_when_the_data_ends_mid_session() -> None:
+    # the lake's last sample is 23:59 and the car is still plugged: nothing is held past it
+    start = ts("2024-01-15 23:15")
+    rows = [*unplugged_run("e1", start - minutes(2), 2), *plug_in("e1", start, 30, 15)]
+    con = connect(rows)
+    load = query(con, "select * from site_load_15min order by interval_start")
+    assert [r["interval_start"] for r in load] == [start + minutes(15 * i) for i in range(3)]
+    assert load[-1]["interval_start"] == ts("2024-01-15 23:45")
+    (day,) = query(con, "select * from evse_utilization")
+    assert day["day_local"] == date(2024, 1, 15)
+    assert day["plugged_hours"] == approx(44 / 60)
+
+
+def test_spring_forward_skips_an_hour_of_local_interval_starts() -> None:
+    # 2024-03-10: 02:00 PST jumps to 03:00 PDT, at 10:00 UTC
+    t0 = ts("2024-03-10 09:30")
+    rows = [*plug_in("e1", t0, 60), unplugged("e1", t0 + minutes(60))]
+    got = query(
+        connect(rows, sites=LA),
+        "select interval_start, interval_start_local from site_load_15min order by 1",
+    )
+    assert [r["interval_start_local"] for r in got] == [
+        datetime(2024, 3, 10, 1, 30),
+        datetime(2024, 3, 10, 1, 45),
+        datetime(2024, 3, 10, 3, 0),
+        datetime(2024, 3, 10, 3, 15),
+    ]

@@ -280,3 +280,27 @@ def test_pilot_tracking_has_one_row_per_session_with_its_id() -> None:
     ids = query(con, "select session_id from charging_sessions order by 1")
     assert [g["session_id"] for g in got] == [i["session_id"] for i in ids]
     assert sorted(g["charging_samples"] for g in got) == [0, 5]
+
+
+@pytest.mark.parametrize(
+    ("start", "local_start", "local_end"),
+    [
+        # fall back: 01:30 PDT to 01:30 PST, one hour later by the clock of the world
+        (ts("2024-11-03 08:30"), datetime(2024, 11, 3, 1, 30), datetime(2024, 11, 3, 1, 30)),
+        # spring forward: 01:30 PST to 03:30 PDT
+        (ts("2024-03-10 09:30"), datetime(2024, 3, 10, 1, 30), datetime(2024, 3, 10, 3, 30)),
+    ],
+    ids=["2024-11-03", "2024-03-10"],
+)
+def test_a_session_across_a_dst_change_keeps_its_real_length(
+    start: datetime, local_start: datetime, local_end: datetime
+) -> None:
+    rows = [
+        *unplugged_run("e1", start - minutes(2), 2),
+        *plug_in("e1", start, charge_minutes=40, idle_minutes=20),
+        *unplugged_run("e1", start + minutes(60), 2),
+    ]
+    (s,) = sessions(connect(rows, sites=[("03", "Garage", "America/Los_Angeles")]))
+    assert (s["session_start_local"], s["session_end_local"]) == (local_start, local_end)
+    assert s["session_end"] - s["session_start"] == minutes(60)
+    assert (s["charging_minutes"], s["idle_minutes"]) == (approx(40), approx(20))
