@@ -250,6 +250,17 @@ def parse_answer(body: bytes, measurement: str) -> ParsedAnswer:
         body = body.encode()
     elif not isinstance(body, bytes):
         raise _fail(measurement, f"the body is a {type(body).__name__}, not bytes")
+    try:
+        return _parse(body, measurement, kinds)
+    except RecursionError:
+        # msgspec refuses nesting deeper than the interpreter's recursion limit
+        raise _fail(measurement, "JSON nested too deeply") from None
+    except UnicodeDecodeError as err:
+        # the envelope is checked by msgspec, but strings inside raw ``values`` only here
+        raise _fail(measurement, f"a string is not UTF-8 ({err.reason})") from None
+
+
+def _parse(body: bytes, measurement: str, kinds: dict[str, Kind]) -> ParsedAnswer:
     with _gc_paused():
         answers = _documents(body, measurement)
         _check(answers, measurement)
