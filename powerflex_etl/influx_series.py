@@ -19,9 +19,10 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 
 from .influx_rows import Bad, Piece, SeriesError, Slot, id_text, number_or_reason, rows_piece
-from .influx_time import times_to_us
+from .influx_time import numbers_to_us, times_to_us
 from .schemas import TIME, Kind
 
 __all__ = ["SeriesError", "SeriesPart", "Slot", "decode_series", "slot_of"]
@@ -236,6 +237,130 @@ def _merge(
     return SeriesPart(n, us, out, slots, bad)
 
 
+# bytes that make the flat path step aside: escapes, objects, line breaks; and spaces next
+# to JSON punctuation (looked for only when there is a space at all: then it may be inside
+# a string, which is harmless)
+_FLAT_STOP = (b"\\", b"{", b"\n", b"\r", b"\t")
+_FLAT_SPACED = (b", ", b" ,", b"[ ", b" [", b"] ", b" ]")
+_BRACKET_CLOSE, _COMMA, _BRACKET_OPEN = b"],["
+_FLAT_ID = pa.dictionary(pa.int32(), pa.string())
+_FLAT_PARSE = pcsv.ParseOptions(
+    quote_char=False, escape_char=False, newlines_in_values=False, ignore_empty_lines=False
+)
+_FLAT_CONVERT_BASE = {"null_values": ["null"], "strings_can_be_null": True}
+
+
+def _flat_ids(col: pa.ChunkedArray) -> pa.Array | None:
+    """Quoted labels (dictionary-encoded by the CSV reader) -> plain strings; None unless every
+    non-null cell was a JSON string (an unquoted cell is a number or a literal: typed path)."""
+    out = []
+    for chunk in col.chunks:
+        labels = chunk.dictionary
+        if len(labels):
+            quoted = pc.and_(
+                pc.greater_equal(pc.binary_length(labels), 2),
+                pc.and_(pc.starts_with(labels, '"'), pc.ends_with(labels, '"')),
+            )
+            if not pc.all(quoted).as_py():
+                return None
+            labels = pc.utf8_slice_codeunits(labels, 1, -1)
+        out.append(pa.DictionaryArray.from_arrays(chunk.indices, labels).cast(pa.string()))
+    return pa.concat_arrays(out) if len(out) != 1 else out[0]
+
+
+def _csv_text(body: bytes) -> bytearray | None:
+    """``[[r1],[r2]]`` -> ``r1\\n00r2``: each ``],[`` becomes a newline and two zeros.
+
+    Done in place with numpy (``bytes.replace`` is several times slower); the zeros pad the
+    first cell of the next row, which the reader takes for the same number. A first cell
+    that is not a plain non-negative number then fails to convert, and the typed path reads
+    the series. None when a bracket is left over (nested arrays, brackets in strings).
+    """
+    text = bytearray(memoryview(body)[2:-2])
+    a = np.frombuffer(text, dtype=np.uint8)
+    ends = np.flatnonzero(a == _BRACKET_CLOSE)
+    if ends.size:
+        if ends[-1] + 2 >= a.size:
+            return None
+        if not ((a[ends + 1] == _COMMA).all() and (a[ends + 2] == _BRACKET_OPEN).all()):
+            return None
+        a[ends] = ord("\n")
+        a[ends + 1] = a[ends + 2] = ord("0")
+    del a
+    if b"[" in text:
+        return None
+    return text
+
+
+def _flat_part(
+    columns: Sequence[str], slots: Mapping[str, Slot], tags: Mapping[str, Any], raw: msgspec.Raw
+) -> SeriesPart | None:
+    """The common shape in one pass of Arrow's multithreaded CSV reader, or None.
+
+    ``values`` that msgspec has already validated as JSON, holding only numbers, ``null`` and
+    strings without escapes, in rows of equal length, is CSV once ``],[`` becomes a newline:
+    with quoting off, every JSON string arrives with its quotes, which tells it from a number
+    or a literal. Any surprise (a quoted number, an unquoted id, a bad time, a wrong-length
+    row, a bracket or comma inside a string, an unknown field) returns None and the typed path
+    reads the series, so the outcome never depends on which path ran. No Python object per
+    cell is made, and the reader releases the GIL, so windows in other threads keep going.
+    """
+    if any(slots[c] == "any" for c in columns) or any(slots[t] == "any" for t in tags):
+        return None
+    body = bytes(raw)
+    if len(body) < 4 or not (body.startswith(b"[[") and body.endswith(b"]]")):
+        return None
+    if any(stop in body for stop in _FLAT_STOP):
+        return None
+    if b" " in body and any(stop in body for stop in _FLAT_SPACED):
+        return None
+    text = _csv_text(body)
+    del body
+    if text is None:
+        return None
+    n = text.count(b"\n") + 1
+    types = {c: _FLAT_ID if slots[c] == "id" else pa.float64() for c in columns}
+    try:
+        table = pcsv.read_csv(
+            pa.py_buffer(text),
+            read_options=pcsv.ReadOptions(
+                column_names=list(columns), block_size=max(1 << 20, len(text) // 4 + 1)
+            ),
+            parse_options=_FLAT_PARSE,
+            convert_options=pcsv.ConvertOptions(column_types=types, **_FLAT_CONVERT_BASE),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    del text
+    if table.num_rows != n:
+        return None
+    time_col = table[TIME].combine_chunks()
+    if time_col.null_count:
+        return None
+    us, reasons = numbers_to_us(time_col)
+    if reasons.count(None) != n:
+        return None
+    out: dict[str, pa.Array | list[Any]] = {}
+    for name in columns:
+        if name == TIME:
+            continue
+        if slots[name] == "id":
+            ids = _flat_ids(table[name])
+            if ids is None:
+                return None
+            out[name] = ids
+        else:
+            arr = table[name].combine_chunks()
+            if arr.null_count < n and not pc.all(pc.is_finite(arr)).as_py():
+                return None
+            out[name] = arr
+    tag_cols = _tag_columns(tags, slots, n)
+    if tag_cols is None:
+        return None
+    out.update(tag_cols)
+    return SeriesPart(n, us, out, dict(slots))
+
+
 def decode_series(
     columns: Sequence[str],
     tags: Mapping[str, Any] | None,
@@ -254,6 +379,9 @@ def decode_series(
     tags = {k: v for k, v in (tags or {}).items() if k not in columns}
     slots = {name: slot_of(name, kinds) for name in (*columns, *tags)}
     order = tuple(slots[c] for c in columns)
+    flat = _flat_part(columns, slots, tags, raw)
+    if flat is not None:
+        return flat
     reader = _Reader(columns, slots, tags, _rows_decoder(order))
     pieces: list[Piece] = []
     for k, chunk in enumerate(_chunks(raw)):

@@ -102,7 +102,8 @@ def _strings_to_us(texts: pa.Array) -> tuple[np.ndarray, list[str | None]] | Non
     return us, [None] * len(texts)
 
 
-def _numbers_to_us(arr: pa.Array) -> tuple[np.ndarray, list[str | None]]:
+def numbers_to_us(arr: pa.Array) -> tuple[np.ndarray, list[str | None]]:
+    """Epoch seconds (a numeric Arrow array) -> (µs truncated, a reason per bad cell else None)."""
     seconds = arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     null = arr.is_null().to_numpy(zero_copy_only=False)
     with np.errstate(invalid="ignore"):
@@ -152,7 +153,7 @@ def times_to_us(values: Sequence[object], *, no_bools: bool = False) -> Times:
         # Arrow would quietly turn True into 1.0; a boolean time must be a bad row
         if no_bools or not any(v is True or v is False for v in values):
             arr = pa.array(values, type=pa.float64())
-            us, reasons = _numbers_to_us(arr)
+            us, reasons = numbers_to_us(arr)
             return Times(us, reasons)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         pass
