@@ -20,10 +20,12 @@ def backfill_flow(
     window_hours: float | None = None,
     lake: str | None = None,
     redo: bool = False,
+    base_url: str | None = None,
 ) -> dict[str, Any]:
     """Ingest [start, end) window by window, skipping windows already committed (resumable).
 
     The watermark only ever moves forward, so a backfill of old data never moves it back.
+    ``base_url`` (not a secret) overrides POWERFLEX_BASE_URL in every worker.
     """
     from prefect.runtime import flow_run
 
@@ -32,7 +34,7 @@ def backfill_flow(
         start=start,
         end=end,
         measurements=measurements,
-        overrides={"lake": lake, "window_hours": window_hours},
+        overrides={"lake": lake, "window_hours": window_hours, "base_url": base_url},
         run_id=run_id,
         skip_committed=not redo,
     )

@@ -146,6 +146,8 @@ def backfill(
             window_hours=s.window_hours,
             lake=s.lake,
             redo=redo,
+            # the workers read credentials from their environment; --base-url must reach them
+            base_url=s.base_url,
         )
         return result
     if executor != "threads":
