@@ -268,28 +268,25 @@ def _flat_ids(col: pa.ChunkedArray) -> pa.Array | None:
     return pa.concat_arrays(out) if len(out) != 1 else out[0]
 
 
-def _csv_text(body: bytes) -> bytearray | None:
-    """``[[r1],[r2]]`` -> ``r1\\n00r2``: each ``],[`` becomes a newline and two zeros.
+def _csv_rows(text: bytearray) -> bool:
+    """``r1],[r2],[r3`` -> ``r1\\n00r2\\n00r3`` in place: each ``],[`` a newline and two zeros.
 
-    Done in place with numpy (``bytes.replace`` is several times slower); the zeros pad the
-    first cell of the next row, which the reader takes for the same number. A first cell
+    Done with numpy (``bytes.replace`` is several times slower and copies); the zeros pad
+    the first cell of the next row, which the reader takes for the same number. A first cell
     that is not a plain non-negative number then fails to convert, and the typed path reads
-    the series. None when a bracket is left over (nested arrays, brackets in strings).
+    the series. False when a bracket is left over (nested arrays, brackets in strings).
     """
-    text = bytearray(memoryview(body)[2:-2])
     a = np.frombuffer(text, dtype=np.uint8)
     ends = np.flatnonzero(a == _BRACKET_CLOSE)
     if ends.size:
         if ends[-1] + 2 >= a.size:
-            return None
+            return False
         if not ((a[ends + 1] == _COMMA).all() and (a[ends + 2] == _BRACKET_OPEN).all()):
-            return None
+            return False
         a[ends] = ord("\n")
         a[ends + 1] = a[ends + 2] = ord("0")
-    del a
-    if b"[" in text:
-        return None
-    return text
+    del a  # a view on text: gone before anyone resizes it
+    return b"[" not in text
 
 
 def _flat_part(
@@ -307,16 +304,16 @@ def _flat_part(
     """
     if any(slots[c] == "any" for c in columns) or any(slots[t] == "any" for t in tags):
         return None
-    body = bytes(raw)
-    if len(body) < 4 or not (body.startswith(b"[[") and body.endswith(b"]]")):
+    view = memoryview(raw)  # no copy of the series yet
+    if view.nbytes < 4 or view[:2] != b"[[" or view[-2:] != b"]]":
         return None
-    if any(stop in body for stop in _FLAT_STOP):
+    text = bytearray(view[2:-2])  # the one copy: it becomes the CSV text in place
+    del view
+    if any(stop in text for stop in _FLAT_STOP):
         return None
-    if b" " in body and any(stop in body for stop in _FLAT_SPACED):
+    if b" " in text and any(stop in text for stop in _FLAT_SPACED):
         return None
-    text = _csv_text(body)
-    del body
-    if text is None:
+    if not _csv_rows(text):
         return None
     n = text.count(b"\n") + 1
     types = {c: _FLAT_ID if slots[c] == "id" else pa.float64() for c in columns}
