@@ -194,6 +194,8 @@ def main() -> None:
         "POWERFLEX_PASSWORD": "demo-password",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
+        # Prefect's own 20 s limit for its temporary API server is too short on a busy box
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     }
     server, args.url = start_server(args.period)
     args.env["POWERFLEX_BASE_URL"] = args.url
@@ -223,23 +225,36 @@ def main() -> None:
             f"(cpu {flat_res['cpu_seconds']:6.2f} s)  peak RSS {flat_res['peak_rss_mb']:7.0f} MB",
             flush=True,
         )
+        result = report(args, small, large, flat, best, flat_res)
         # one 6-minute window (the CLI default engine, prefect, and local): what a tiny
         # incremental run pays before its first point
-        startup = {e: run_once_min(e, args, tmp) for e in ("prefect", "local")}
-        report(args, small, large, flat, best, flat_res, startup)
+        result["startup_one_window_seconds"] = startup = {
+            e: run_once_min(e, args, tmp) for e in ("prefect", "local")
+        }
+        for engine, secs in startup.items():
+            shown = f"{secs:.2f} s" if isinstance(secs, float) else str(secs)
+            print(f"start-up, one-window ingest --engine {engine}: {shown}")
+        (HERE / "out").mkdir(exist_ok=True)
+        (HERE / "out" / "ingest_vs_naive.json").write_text(json.dumps(result, indent=2))
+        print(f"({result['date']}, {result['machine']}; JSON in benchmarks/out/)")
+        if args.strict and not all(result["pass"].values()):
+            raise SystemExit(1)
     finally:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_once_min(engine: str, args: argparse.Namespace, tmp: Path) -> float:
+def run_once_min(engine: str, args: argparse.Namespace, tmp: Path) -> float | str:
+    """Best wall seconds of a one-window ingest, or why it failed (reported, not fatal)."""
     saved = args.engine
     args.engine = engine
     try:
         return min(
             run_once("project", args.pph / 10, args, tmp)["seconds"] for _ in range(args.runs)
         )
+    except SystemExit as err:
+        return f"failed: {str(err).strip().splitlines()[-1]}"
     finally:
         args.engine = saved
 
@@ -251,8 +266,7 @@ def report(
     flat: int,
     best: dict[tuple[str, int], dict[str, Any]],
     flat_res: dict[str, Any],
-    startup: dict[str, float],
-) -> None:
+) -> dict[str, Any]:
     naive = marginal(best[("naive", small)], best[("naive", large)], small, large)
     proj = marginal(best[("project", small)], best[("project", large)], small, large)
     cost = proj["marginal_us_per_point"] / naive["marginal_us_per_point"]
@@ -277,7 +291,6 @@ def report(
             "peak_rss_mb": flat_res["peak_rss_mb"],
             "rss_growth_vs_large": growth,
         },
-        "startup_one_window_seconds": startup,
         "pass": {
             "cost": cost <= COST_TARGET,
             "rss": rss <= RSS_TARGET,
@@ -301,18 +314,12 @@ def report(
         f"{f'project peak RSS MB at {flat:,}':<34}{'':>{w}}"
         f"{flat_res['peak_rss_mb']:>{w}.0f}{growth:>{w}.3f}  (vs at {large:,})"
     )
-    for engine, secs in startup.items():
-        print(f"{f'one-window ingest, {engine}':<34}{'':>{w}}{secs:>{w}.2f}  s (start-up)")
     print()
     ok = result["pass"]
     print(f"{verdict(ok['cost'])}  marginal cost ratio {cost:.3f} <= {COST_TARGET}")
     print(f"{verdict(ok['rss'])}  peak RSS ratio {rss:.3f} <= {RSS_TARGET}")
     print(f"{verdict(ok['flat'])}  RSS at {flat:,} vs {large:,}: {growth:.3f} <= {FLAT_TARGET}")
-    (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "ingest_vs_naive.json").write_text(json.dumps(result, indent=2))
-    print(f"({result['date']}, {result['machine']}; JSON in benchmarks/out/)")
-    if args.strict and not all(ok.values()):
-        raise SystemExit(1)
+    return result
 
 
 if __name__ == "__main__":
