@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -93,3 +95,24 @@ def backfill_with(executor: str, workers: int, dask_address: str | None = None) 
             )
         return backfill_flow.with_options(task_runner=cast(Any, runner))
     return backfill_flow.with_options(task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=max(1, workers))))
+
+
+@contextmanager
+def shared_api() -> Iterator[str | None]:
+    """Make sure other processes (Dask workers) reach the same Prefect API as this one.
+
+    Without ``PREFECT_API_URL``, Prefect serves a temporary API for this process only; each
+    Dask worker would then start its own and time out doing so. Here the temporary server
+    is started once and its URL put in the settings the task runner hands to the workers.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield PREFECT_API_URL.value()
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield server.api_url

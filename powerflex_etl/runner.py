@@ -136,19 +136,20 @@ def backfill(
     if dry_run:
         return _dry_run(state, work, redo)
     if executor == "dask":
-        from flows.backfill import backfill_with
+        from flows.backfill import backfill_with, shared_api
 
         flow = backfill_with("dask", workers, dask_address)
-        result: dict[str, Any] = flow(
-            start=start,
-            end=end,
-            measurements=measurements,
-            window_hours=s.window_hours,
-            lake=s.lake,
-            redo=redo,
-            # the workers read credentials from their environment; --base-url must reach them
-            base_url=s.base_url,
-        )
+        with shared_api():
+            result: dict[str, Any] = flow(
+                start=start,
+                end=end,
+                measurements=measurements,
+                window_hours=s.window_hours,
+                lake=s.lake,
+                redo=redo,
+                # the workers read credentials from their environment; --base-url must reach them
+                base_url=s.base_url,
+            )
         return result
     if executor != "threads":
         raise ConfigError(f"unknown executor {executor!r}", hint="use threads or dask")

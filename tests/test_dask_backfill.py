@@ -7,6 +7,11 @@ from different worker processes: the lake's lock is what keeps that exact.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -69,3 +74,35 @@ def test_dask_backfill_writes_exactly_the_sequential_lake(
         assert _records(ld, m) == _records(ls, m)
         assert State(ld).watermark(m) == State(ls).watermark(m)
     assert ls.slot_files("ct_response") == ld.slot_files("ct_response")
+
+
+def test_dask_backfill_from_the_cli_without_a_prefect_server(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """`powerflex-etl backfill --executor dask` on a machine with no Prefect API configured:
+    the workers must share the CLI's temporary API (each starting its own timed out)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "POWERFLEX_"))}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        POWERFLEX_USERNAME=sim.config.username,
+        POWERFLEX_PASSWORD=sim.config.password,
+    )
+    lake = str(tmp_path / "lake")
+    args = ["--start", "2021-06-02", "--end", "2021-06-02T12:00", "-m", "evse_request"]
+    args += ["--executor", "dask", "--workers", "2", "--lake", lake, "--base-url", sim.url]
+    out = subprocess.run(
+        [sys.executable, "-m", "powerflex_etl", "backfill", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    assert report["ok"] and report["measurements"]["evse_request"]["windows"] == 2
+    truth = sim.truth(
+        "evse_request", datetime(2021, 6, 2, tzinfo=UTC), datetime(2021, 6, 2, 12, tzinfo=UTC)
+    )
+    assert Lake(lake).read("evse_request").num_rows == truth.num_rows > 0
