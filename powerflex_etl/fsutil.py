@@ -20,6 +20,7 @@ from typing import Any
 import fsspec
 from fsspec.spec import AbstractFileSystem
 
+from .crashpoints import reached as crash_point
 from .errors import LakeError
 
 # one path component built by the lake: names, date=YYYY-MM-DD, part-HH.parquet, keys
@@ -131,6 +132,7 @@ class Root:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            crash_point(f"temp_written:{self.rel(path)}")
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -7,7 +7,7 @@ See CONTRACT §3 and DESIGN.md "The lake". Layout::
     <lake>/<snapshot table>/date=YYYY-MM-DD/snap-<key>.parquet
     <lake>/_state/...        (state.py)
     <lake>/_locks/<measurement>.lock    (lock.py)
-    <lake>/_staging/<run>-<commit>/...   (private, same filesystem, then os.replace into place)
+    <lake>/_staging/<measurement>/<run>-<commit>/...   (private, same filesystem, then os.replace)
 
 A slot file is the unit of atomic replacement: readers see a slot wholly old or wholly new.
 Every path is built from a table name (checked against ``schemas.LAKE_TABLES``), dates and
@@ -16,12 +16,13 @@ hours, never from data values, and checked to stay under the lake root.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import lock as _lock
+from .crashpoints import reached as crash_point
 from .errors import LakeError
 from .fsutil import Root, safe_part, safe_token
 from .schemas import (
@@ -55,19 +57,10 @@ ROW_GROUP_ROWS = 128 * 1024
 # staging left by a dead run is removed once older than this
 STAGING_MAX_AGE_S = 3600.0
 
-#: Crash-consistency harness hook, called (when set) with the name of each step of a commit,
-#: in this order: ``staged:<slot>`` per changed slot, ``rejects_staged``, then per slot
-#: ``before_replace:<slot>`` and ``after_replace:<slot>``, then ``rejects_replaced``;
-#: ``State.record_window`` adds ``before_state`` and ``after_state``. ``<slot>`` is the slot
-#: file's path relative to the lake. Everything is staged before anything is replaced.
-CRASH_HOOK: Callable[[str], None] | None = None
-
-
-def crash_point(name: str) -> None:
-    """Tell the crash harness (if any) that the commit reached step ``name``."""
-    hook = CRASH_HOOK
-    if hook is not None:
-        hook(name)
+# Crash points (see crashpoints.py): per changed slot ``staged:<slot>``, ``rejects_staged``,
+# per slot ``before_replace:<slot>``/``after_replace:<slot>``, per rejects file
+# ``before_reject_replace:<file>``/``after_reject_replace:<file>``, ``rejects_replaced``,
+# ``staging_removed``. Everything is staged before anything is replaced.
 
 
 @dataclass
@@ -305,8 +298,8 @@ class Lake:
         _check_inside(table, window, what)
         result = CommitResult(measurement, window, rows_written=table.num_rows)
         with self.lock(measurement, run_id=run_id) as held:
-            self._clean_staging()
-            stage_dir = self._stage_dir(run_id)
+            self._clean_staging(measurement)
+            stage_dir = self._stage_dir(measurement, run_id)
             try:
                 slots = self._plan_slots(measurement, window, table, stage_dir, what)
                 new_rejects, reject_files = self._plan_rejects(
@@ -321,12 +314,17 @@ class Lake:
                     result.slots.append(plan.rel)
                 for plan in reject_files:
                     held.check()
+                    crash_point(f"before_reject_replace:{plan.rel}")
                     self._put(plan)
+                    crash_point(f"after_reject_replace:{plan.rel}")
                 crash_point("rejects_replaced")
                 result.rejects_written = new_rejects
             finally:
                 if stage_dir is not None:
                     shutil.rmtree(stage_dir, ignore_errors=True)
+                    with contextlib.suppress(OSError):
+                        os.rmdir(os.path.dirname(stage_dir))  # only when no other run's is left
+            crash_point("staging_removed")
         return result
 
     def _plan_slots(
@@ -392,10 +390,10 @@ class Lake:
             plans.append(plan)
         return len(keep), plans
 
-    def _stage_dir(self, run_id: str) -> str | None:
+    def _stage_dir(self, m: str, run_id: str) -> str | None:
         if not self._root.local:
             return None  # remote objects are staged in memory and PUT whole
-        d = self._root.path("_staging", f"{safe_token(run_id)}-{uuid.uuid4().hex[:8]}")
+        d = self._root.path("_staging", m, f"{safe_token(run_id)}-{uuid.uuid4().hex[:8]}")
         os.makedirs(d, exist_ok=True)
         return d
 
@@ -419,10 +417,15 @@ class Lake:
         else:
             self._root.remove(plan.final)
 
-    def _clean_staging(self) -> None:
-        """Remove staging directories of dead runs (older than an hour)."""
+    def _clean_staging(self, m: str) -> None:
+        """Remove what dead runs left in ``_staging``: all of ``m``'s, anything over an hour old.
+
+        Called under ``m``'s lock, so nothing in ``_staging/<m>/`` belongs to a live commit:
+        a writer killed mid-commit leaves no litter past the next commit of its measurement.
+        """
         if not self._root.local:
             return
+        shutil.rmtree(self._root.path("_staging", m), ignore_errors=True)
         base = self._root.path("_staging")
         try:
             entries = list(os.scandir(base))
@@ -430,6 +433,8 @@ class Lake:
             return
         cutoff = time.time() - STAGING_MAX_AGE_S
         for e in entries:
+            if e.name in MEASUREMENTS:
+                continue  # another measurement's staging: cleaned under its own lock
             try:
                 if e.stat(follow_symlinks=False).st_mtime < cutoff:
                     if e.is_dir(follow_symlinks=False):

@@ -7,7 +7,8 @@ lock. The file also holds the owner (pid, host, run id, since) for ``state show`
 Object-store lake (no flock): a lease object ``{owner, token, expires}``. It is taken by
 create-if-absent (a conditional PUT on S3, ``If-None-Match: *``), renewed by a background
 thread while held, and may be taken over once expired (a dead writer's lease lapses after
-``LEASE_SECONDS``). Guarantee, honestly: while the backend honours conditional PUTs, two
+``LEASE_SECONDS``) or, at once, when its owner ran on this machine (same kernel boot and
+PID namespace) and that process is gone (a SIGKILLed writer's lease is stale right away). Guarantee, honestly: while the backend honours conditional PUTs, two
 live writers never both create the lease. Taking over an *expired* lease is
 write-then-read-back, not a compare-and-swap, so two writers racing for the same expired
 lease within one round trip could both believe they won; a holder notices a lost lease at
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .crashpoints import reached as crash_point
 from .errors import LockError
 from .fsutil import Root
 
@@ -76,11 +79,86 @@ def lock_path(root: Root, measurement: str) -> str:
     return root.path("_locks", f"{measurement}.lock")
 
 
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _machine() -> str | None:
+    """Which kernel and PID namespace this process runs in (Linux), or None elsewhere.
+
+    Two processes with the same value can see each other's pids; a hostname alone cannot
+    promise that (containers with ``--network host`` share one).
+    """
+    boot = _read_text("/proc/sys/kernel/random/boot_id")
+    try:
+        ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{ns}" if boot else None
+
+
+def machine_tag() -> str:
+    """A short file-name-safe form of :func:`_machine` ("nomachine" without procfs)."""
+    machine = _machine()
+    if machine is None:
+        return "nomachine"
+    return hashlib.sha256(machine.encode()).hexdigest()[:12]
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3.. of ``/proc/<pid>/stat`` (state first), or None without procfs."""
+    stat = _read_text(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: split after the last ")"
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def _started(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot), so a reused pid is not taken for it."""
+    fields = _stat(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process, but it exists
+    fields = _stat(pid)
+    return not (fields and fields[0] in ("Z", "X"))
+
+
+def owner_dead(info: dict[str, Any]) -> bool:
+    """True only when ``info`` names a process of this machine that no longer runs.
+
+    Anything unsure (another machine, no /proc, a pid alive again) counts as alive, so a
+    live writer's lock is never taken from it.
+    """
+    machine = _machine()
+    pid = info.get("pid")
+    if machine is None or info.get("machine") != machine or not isinstance(pid, int):
+        return False
+    if not process_alive(pid):
+        return True
+    started = info.get("started")
+    return started is not None and _started(pid) not in (None, started)
+
+
 def _owner_info(measurement: str, run_id: str | None) -> dict[str, Any]:
     return {
         "measurement": measurement,
         "pid": os.getpid(),
         "host": socket.gethostname(),
+        "machine": _machine(),
+        "started": _started(os.getpid()),
         "run_id": run_id,
         "since": datetime.now(UTC).isoformat(),
     }
@@ -201,9 +279,10 @@ class _Lease(Held):
         if self.root.create_exclusive(self.path, self._body()):
             return None
         cur = self._current()
-        if cur is not None and float(cur.get("expires", 0)) > time.time():
+        if cur is not None and float(cur.get("expires", 0)) > time.time() and not owner_dead(cur):
             return cur
-        # absent again or expired: take it over, then make sure our write is the one that stuck
+        # absent again, expired, or its owner died on this machine: take it over, then make
+        # sure our write is the one that stuck
         self.root.write_atomic(self.path, self._body())
         now = self._current()
         if now is not None and now.get("token") == self.token:
@@ -296,10 +375,13 @@ def hold(
             held = _acquire_lease(root, path, measurement, run_id, deadline, lease_s)
         entry.owner, entry.depth, entry.held = me, 1, held
         try:
+            crash_point(f"lock_acquired:{measurement}")
             yield held
         finally:
             entry.owner, entry.depth, entry.held = None, 0, None
+            crash_point(f"lock_releasing:{measurement}")
             held.release()
+            crash_point(f"lock_released:{measurement}")
     finally:
         entry.mutex.release()
 
@@ -328,4 +410,6 @@ def holder(root: Root, measurement: str) -> dict[str, Any] | None:
         return None
     if not isinstance(info, dict) or float(info.get("expires", 0)) <= time.time():
         return None
+    if owner_dead(info):
+        return None  # a dead writer's lease: the next writer takes it over at once
     return {k: v for k, v in info.items() if k != "token"}

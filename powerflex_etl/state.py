@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import lake as _lake
+from .crashpoints import reached as crash_point
 from .errors import LakeError
 from .lake import Lake, _check_table
 from .schemas import MEASUREMENTS
@@ -112,6 +112,7 @@ class State:
             to = as_utc(to)
             if current is not None and current >= to:
                 return current
+            crash_point(f"before_watermark:{measurement}")
             self._dump(
                 self._watermark_path(measurement),
                 {
@@ -120,14 +121,15 @@ class State:
                     "updated_at": datetime.now(UTC).isoformat(),
                 },
             )
+            crash_point(f"after_watermark:{measurement}")
             return to
 
     def record_window(self, record: WindowRecord) -> None:
         """Store the record of a committed window (call after its data is in place)."""
         path = self._record_path(record.measurement, record.window)
-        _lake.crash_point("before_state")
+        crash_point("before_state")
         self._dump(path, record.to_json())
-        _lake.crash_point("after_state")
+        crash_point("after_state")
 
     def committed_windows(self, measurement: str) -> list[WindowRecord]:
         """Every recorded window of ``measurement``, by (start, end)."""

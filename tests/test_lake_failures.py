@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import itertools
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from powerflex_etl import crashpoints
 from powerflex_etl import lake as lake_mod
 from powerflex_etl.errors import LakeError
 from powerflex_etl.lake import SLOT_US, Lake, slot_parts, slot_starts
@@ -52,7 +54,7 @@ def lake(tmp_path: object) -> Lake:
 @pytest.fixture
 def hook(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     points: list[str] = []
-    monkeypatch.setattr(lake_mod, "CRASH_HOOK", points.append)
+    monkeypatch.setattr(crashpoints, "HOOK", points.append)
     return points
 
 
@@ -86,7 +88,9 @@ def test_crash_hook_is_called_at_each_step_in_order(lake: Lake, hook: list[str])
     lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w)), bad, run_id="new")
     State(lake).record_window(WindowRecord(M, w, 1, 1, "new", 0.1, datetime.now(UTC)))
     s0, s1 = f"{D}/part-00.parquet", f"{D}/part-06.parquet"
+    r0 = "rejects/ct_response/date=2020-02-28/part-00.parquet"
     assert hook == [
+        f"lock_acquired:{M}",
         f"staged:{s0}",
         f"staged:{s1}",
         "rejects_staged",
@@ -94,10 +98,18 @@ def test_crash_hook_is_called_at_each_step_in_order(lake: Lake, hook: list[str])
         f"after_replace:{s0}",
         f"before_replace:{s1}",
         f"after_replace:{s1}",
+        f"before_reject_replace:{r0}",
+        f"after_reject_replace:{r0}",
         "rejects_replaced",
+        "staging_removed",
+        f"lock_releasing:{M}",
+        f"lock_released:{M}",
         "before_state",
+        f"temp_written:_state/windows/{M}/20200228T030000Z--20200228T090000Z.json",
         "after_state",
     ]
+    # every point reached belongs to a documented family
+    assert {p.split(":", 1)[0] for p in hook} <= set(crashpoints.FAMILIES)
 
 
 def test_each_slot_is_old_or_new_at_every_step(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,7 +120,7 @@ def test_each_slot_is_old_or_new_at_every_step(lake: Lake, monkeypatch: pytest.M
         powers = set(lake_mod.pq.read_table(path).column("power_kw").to_pylist())
         seen[point] = powers
 
-    monkeypatch.setattr(lake_mod, "CRASH_HOOK", look)
+    monkeypatch.setattr(crashpoints, "HOOK", look)
     w = win(3, 9)
     lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w), power=2.0), NO_REJECTS, run_id="n")
     slot = f"{D}/part-06.parquet"
@@ -126,13 +138,13 @@ def test_crash_between_slot_replaces_then_rerun_converges(
         if point == f"after_replace:{D}/part-00.parquet":
             raise Boom("killed")
 
-    monkeypatch.setattr(lake_mod, "CRASH_HOOK", die)
+    monkeypatch.setattr(crashpoints, "HOOK", die)
     with pytest.raises(Boom):
         lake.commit_window(M, w, new, NO_REJECTS, run_id="crashed")
     # the first slot is wholly new, the others wholly old
     powers = {(r["time"].hour // 6): r["power_kw"] for r in lake.read(M).to_pylist()}
     assert powers[0] == 2.0 and powers[1] == 1.0
-    monkeypatch.setattr(lake_mod, "CRASH_HOOK", None)
+    monkeypatch.setattr(crashpoints, "HOOK", None)
     lake.commit_window(M, w, new, NO_REJECTS, run_id="rerun")
     expected = [(e, t, 2.0 if w.start <= t < w.end else 1.0) for e, t in grid(0, 24)]
     got = sorted((r["evse_address"], r["time"], r["power_kw"]) for r in lake.read(M).to_pylist())
@@ -148,9 +160,11 @@ def test_window_record_is_written_after_the_data(
     order: list[tuple[str, bool]] = []
 
     def note(point: str) -> None:
-        order.append((point, os.path.isdir(record_dir) and bool(os.listdir(record_dir))))
+        # a record is a *.json file; a state write's hidden temp copy is not one yet
+        records = glob.glob(os.path.join(record_dir, "*.json"))
+        order.append((point, bool(records)))
 
-    monkeypatch.setattr(lake_mod, "CRASH_HOOK", note)
+    monkeypatch.setattr(crashpoints, "HOOK", note)
     # the pipeline's order: commit, then record
     lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w)), NO_REJECTS, run_id="n")
     state.record_window(WindowRecord(M, w, 36, 0, "n", 0.2, datetime.now(UTC)))
@@ -236,7 +250,7 @@ def test_a_corrupt_slot_file_is_named_and_left_alone(lake: Lake) -> None:
 
 _KILLED_WRITER = """
 import os, signal, sys
-from powerflex_etl import lake as lake_mod
+from powerflex_etl import crashpoints
 from powerflex_etl.lake import Lake
 from tests.test_lake_helpers import NO_REJECTS, M, ct_rows, grid, inside, win
 
@@ -244,7 +258,7 @@ def die(point):
     if point == sys.argv[2]:
         os.kill(os.getpid(), signal.SIGKILL)
 
-lake_mod.CRASH_HOOK = die
+crashpoints.HOOK = die
 w = win(3, 15)
 lake = Lake(sys.argv[1])
 lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w), power=2.0), NO_REJECTS, run_id="killed")
