@@ -268,25 +268,26 @@ def _flat_ids(col: pa.ChunkedArray) -> pa.Array | None:
     return pa.concat_arrays(out) if len(out) != 1 else out[0]
 
 
-def _csv_rows(text: bytearray) -> bool:
+def _csv_rows(text: bytearray) -> int:
     """``r1],[r2],[r3`` -> ``r1\\n00r2\\n00r3`` in place: each ``],[`` a newline and two zeros.
 
     Done with numpy (``bytes.replace`` is several times slower and copies); the zeros pad
     the first cell of the next row, which the reader takes for the same number. A first cell
     that is not a plain non-negative number then fails to convert, and the typed path reads
-    the series. False when a bracket is left over (nested arrays, brackets in strings).
+    the series. Returns the number of rows, 0 when a bracket is left over (nested arrays,
+    brackets in strings).
     """
     a = np.frombuffer(text, dtype=np.uint8)
     ends = np.flatnonzero(a == _BRACKET_CLOSE)
     if ends.size:
         if ends[-1] + 2 >= a.size:
-            return False
+            return 0
         if not ((a[ends + 1] == _COMMA).all() and (a[ends + 2] == _BRACKET_OPEN).all()):
-            return False
+            return 0
         a[ends] = ord("\n")
         a[ends + 1] = a[ends + 2] = ord("0")
     del a  # a view on text: gone before anyone resizes it
-    return b"[" not in text
+    return 0 if b"[" in text else int(ends.size) + 1
 
 
 def _flat_part(
@@ -313,9 +314,9 @@ def _flat_part(
         return None
     if b" " in text and any(stop in text for stop in _FLAT_SPACED):
         return None
-    if not _csv_rows(text):
+    n = _csv_rows(text)
+    if not n:
         return None
-    n = text.count(b"\n") + 1
     types = {c: _FLAT_ID if slots[c] == "id" else pa.float64() for c in columns}
     try:
         table = pcsv.read_csv(
