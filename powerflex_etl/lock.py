@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import socket
@@ -37,7 +36,7 @@ from typing import Any
 
 from .crashpoints import reached as crash_point
 from .errors import LockError
-from .fsutil import Root
+from .fsutil import Root, current_machine, process_alive, process_started
 
 # how long a remote lease lives without renewal; renewed every third of it while held
 LEASE_SECONDS = 600.0
@@ -79,77 +78,20 @@ def lock_path(root: Root, measurement: str) -> str:
     return root.path("_locks", f"{measurement}.lock")
 
 
-def _read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def _machine() -> str | None:
-    """Which kernel and PID namespace this process runs in (Linux), or None elsewhere.
-
-    Two processes with the same value can see each other's pids; a hostname alone cannot
-    promise that (containers with ``--network host`` share one).
-    """
-    boot = _read_text("/proc/sys/kernel/random/boot_id")
-    try:
-        ns = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-    return f"{boot}/{ns}" if boot else None
-
-
-def machine_tag() -> str:
-    """A short file-name-safe form of :func:`_machine` ("nomachine" without procfs)."""
-    machine = _machine()
-    if machine is None:
-        return "nomachine"
-    return hashlib.sha256(machine.encode()).hexdigest()[:12]
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields 3.. of ``/proc/<pid>/stat`` (state first), or None without procfs."""
-    stat = _read_text(f"/proc/{pid}/stat")
-    if stat is None:
-        return None
-    # the command name (field 2) may hold spaces and parentheses: split after the last ")"
-    return stat.rsplit(")", 1)[-1].split()
-
-
-def _started(pid: int) -> str | None:
-    """When ``pid`` started (clock ticks since boot), so a reused pid is not taken for it."""
-    fields = _stat(pid)
-    return fields[19] if fields is not None and len(fields) > 19 else None
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this machine (a zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # someone else's process, but it exists
-    fields = _stat(pid)
-    return not (fields and fields[0] in ("Z", "X"))
-
-
 def owner_dead(info: dict[str, Any]) -> bool:
     """True only when ``info`` names a process of this machine that no longer runs.
 
     Anything unsure (another machine, no /proc, a pid alive again) counts as alive, so a
     live writer's lock is never taken from it.
     """
-    machine = _machine()
+    machine = current_machine()
     pid = info.get("pid")
     if machine is None or info.get("machine") != machine or not isinstance(pid, int):
         return False
     if not process_alive(pid):
         return True
     started = info.get("started")
-    return started is not None and _started(pid) not in (None, started)
+    return started is not None and process_started(pid) not in (None, started)
 
 
 def _owner_info(measurement: str, run_id: str | None) -> dict[str, Any]:
@@ -157,8 +99,8 @@ def _owner_info(measurement: str, run_id: str | None) -> dict[str, Any]:
         "measurement": measurement,
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "machine": _machine(),
-        "started": _started(os.getpid()),
+        "machine": current_machine(),
+        "started": process_started(os.getpid()),
         "run_id": run_id,
         "since": datetime.now(UTC).isoformat(),
     }

@@ -19,6 +19,7 @@ from typing import Any
 
 from .crashpoints import reached as crash_point
 from .errors import LakeError
+from .fsutil import remove_dead_temps
 from .lake import Lake, _check_table
 from .schemas import MEASUREMENTS
 from .windows import Window, as_utc
@@ -108,6 +109,7 @@ class State:
         """Move forward only; returns the watermark now in force."""
         # under the measurement's lock: two advancers must not interleave read and write
         with self.lake.lock(measurement):
+            self._remove_dead_temps(measurement)
             current = self.watermark(measurement)
             to = as_utc(to)
             if current is not None and current >= to:
@@ -123,6 +125,12 @@ class State:
             )
             crash_point(f"after_watermark:{measurement}")
             return to
+
+    def _remove_dead_temps(self, m: str) -> None:
+        """Drop the temp copies that writers killed mid-write left (once per run, locally)."""
+        if self._root.local:
+            for d in (("watermarks",), ("windows", m)):
+                remove_dead_temps(self._root.path("_state", *d))
 
     def record_window(self, record: WindowRecord) -> None:
         """Store the record of a committed window (call after its data is in place)."""

@@ -25,9 +25,7 @@ import hashlib
 import logging
 import os
 import re
-import time
 import tomllib
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from glob import glob
@@ -40,7 +38,7 @@ import pyarrow as pa
 from . import schemas
 from .crashpoints import reached as crash_point
 from .errors import ConfigError, LakeError, PowerflexError
-from .lock import machine_tag, process_alive
+from .fsutil import remove_dead_temps, temp_name
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -68,11 +66,6 @@ STATE_RECORDS: dict[str, tuple[tuple[str, str], ...]] = {
         ("committed_at", "timestamptz"),
     ),
 }
-
-# <machine tag>-<pid>.<random>.tmp[.wal] after ".powerflex.duckdb."
-_TEMP_NAME = re.compile(r"(?P<tag>[a-z0-9]+)-(?P<pid>[0-9]+)\.[0-9a-f]+\.tmp(\.wal)?")
-# a temporary catalog this old belongs to no live build (a build takes seconds)
-TEMP_MAX_AGE_S = 3600.0
 
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\(\s*'([^']*)'\s*\)\s*\}\}")
 _VIEW_NAME = re.compile(r"[a-z_][a-z0-9_]*")
@@ -403,13 +396,11 @@ def build_catalog(
         raise CatalogError(
             f"no SQL views at {sql_root / 'staging'}", hint="reinstall powerflex-etl"
         )
-    _remove_dead_temps(target)
+    remove_dead_temps(str(target.parent), prefix=f".{target.name}.")
     crash_point("catalog_started")
     # same directory as the target, so os.replace is one atomic rename; the name says which
     # process writes it, so a build killed half-way is cleaned up by the next one
-    tmp = target.with_name(
-        f".{target.name}.{machine_tag()}-{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    )
+    tmp = target.with_name(temp_name(target.name))
     try:
         con = duckdb.connect(str(tmp))
         try:
@@ -437,20 +428,6 @@ def build_catalog(
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
     return target
-
-
-def _remove_dead_temps(target: Path) -> None:
-    """Delete temporary catalogs of builds that died: their process is gone, or over an hour old."""
-    mine = machine_tag()
-    cutoff = time.time() - TEMP_MAX_AGE_S
-    for p in target.parent.glob(f".{target.name}.*.tmp*"):
-        m = _TEMP_NAME.fullmatch(p.name[len(target.name) + 2 :])
-        try:
-            dead = m is not None and m["tag"] == mine and not process_alive(int(m["pid"]))
-            if dead or p.stat().st_mtime < cutoff:
-                p.unlink()
-        except OSError:
-            continue  # gone already, or not ours to delete
 
 
 def _outgrown(con: duckdb.DuckDBPyConnection, lake: LakeRef) -> dict[str, str | None] | None:

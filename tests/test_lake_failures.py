@@ -286,3 +286,33 @@ def test_sigkilled_writer_leaves_whole_slots_and_a_rerun_converges(lake: Lake, p
     lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w), power=2.0), NO_REJECTS, run_id="rerun")
     got = sorted((r["evse_address"], r["time"], r["power_kw"]) for r in lake.read(M).to_pylist())
     assert got == sorted((e, t, 2.0 if w.start <= t < w.end else 1.0) for e, t in grid(0, 24))
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: the pid names no process now
+    return child.pid
+
+
+def test_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path: Any) -> None:
+    from powerflex_etl.fsutil import remove_dead_temps, temp_name
+
+    live = temp_name("ct_response.json")
+    dead = live.replace(f"-{os.getpid()}.", f"-{_dead_pid()}.")
+    foreign = ".notes.tmp"  # not a name temp_name() gives: never touched, however old
+    for name in (live, dead, foreign, "ct_response.json"):
+        (tmp_path / name).write_bytes(b"x")
+    os.utime(tmp_path / foreign, (0, 0))
+    assert remove_dead_temps(str(tmp_path)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live, foreign, "ct_response.json"])
+
+
+def test_a_lease_is_stale_only_when_its_owner_is_gone_from_this_machine() -> None:
+    from powerflex_etl import lock as lock_mod
+
+    mine = lock_mod._owner_info(M, "run")
+    assert not lock_mod.owner_dead(mine)
+    assert lock_mod.owner_dead({**mine, "pid": _dead_pid()})
+    assert lock_mod.owner_dead({**mine, "started": "1"})  # the pid was reused since
+    assert not lock_mod.owner_dead({**mine, "pid": _dead_pid(), "machine": "elsewhere"})
+    assert not lock_mod.owner_dead({"pid": _dead_pid()})  # an older lease: wait for expiry
