@@ -50,6 +50,13 @@ def _base(values: list[dict[str, Any]], height: int = 260) -> Spec:
     }
 
 
+# counts: whole-number ticks only (no "1.5 sessions")
+_COUNT_AXIS: Spec = {
+    "tickMinStep": 1,
+    # the offline renderer ignores tickMinStep: blank any fractional label it still makes
+    "labelExpr": "datum.value % 1 ? '' : datum.label",
+    "format": "d",
+}
 _SITE_COLOR: Spec = {"field": "acc_id", "type": "nominal", "title": "site (acc_id)"}
 
 
@@ -91,7 +98,12 @@ def sessions_per_day(data: ReportData) -> Chart:
                     "timeUnit": "yearmonthdate",
                     "title": "day",
                 },
-                "y": {"field": "sessions", "type": "quantitative", "title": "sessions started"},
+                "y": {
+                    "field": "sessions",
+                    "type": "quantitative",
+                    "title": "sessions started",
+                    "axis": _COUNT_AXIS,
+                },
                 "color": _SITE_COLOR,
             },
         }
@@ -103,21 +115,34 @@ def sessions_per_day(data: ReportData) -> Chart:
     )
 
 
+# a target this many times the highest demand would flatten the load into the x axis
+_TARGET_OFF_SCALE = 2.0
+
+
+def _off_scale_target(data: ReportData) -> float | None:
+    """The highest target when it is far above every demand (drawn as a note, not a line)."""
+    demand = max((r["demand_kw"] or 0.0 for r in data.site_load), default=0.0)
+    targets = [r["target_kw"] for r in data.site_load if r["target_kw"] is not None]
+    if not targets or demand <= 0 or max(targets) <= _TARGET_OFF_SCALE * demand:
+        return None
+    return float(max(targets))
+
+
 def site_load(data: ReportData) -> Chart:
     """Demand per site over time, with the month's target peak power as a dashed line."""
     spec = None
+    off_scale = _off_scale_target(data)
     if data.site_load:
         x = {"field": "t", "type": "temporal", "title": "local time"}
-        spec = _base(data.site_load, 300) | {
-            "layer": [
-                {
-                    "mark": {"type": "line", "strokeWidth": 1.2, "interpolate": "step-after"},
-                    "encoding": {
-                        "x": x,
-                        "y": {"field": "demand_kw", "type": "quantitative", "title": "demand (kW)"},
-                        "color": _SITE_COLOR,
-                    },
-                },
+        y: Spec = {"field": "demand_kw", "type": "quantitative", "title": "demand (kW)"}
+        layers: list[Spec] = [
+            {
+                "mark": {"type": "line", "strokeWidth": 1.2, "interpolate": "step-after"},
+                "encoding": {"x": x, "y": y, "color": _SITE_COLOR},
+            }
+        ]
+        if off_scale is None:
+            layers.append(
                 {
                     "mark": {"type": "line", "strokeDash": [6, 4], "strokeWidth": 1.5},
                     "transform": [{"filter": "datum.target_kw != null"}],
@@ -126,19 +151,34 @@ def site_load(data: ReportData) -> Chart:
                         "y": {"field": "target_kw", "type": "quantitative"},
                         "color": _SITE_COLOR,
                     },
-                },
-            ],
-        }
+                }
+            )
+        spec = _base(data.site_load, 300) | {"layer": layers}
+        if off_scale is not None:
+            # said above the plot, where it cannot cover the load
+            spec["title"] = {
+                "text": f"target {off_scale:,.0f} kW: above this scale",
+                "anchor": "end",
+                "fontSize": 11,
+                "fontWeight": "normal",
+                "color": "#555",
+            }
     bucket = data.load_bucket
     how = (
         "15-minute mean demand"
         if bucket == "15 minutes"
         else f"the highest 15-minute demand per {bucket.removeprefix('1 ')}"
     )
+    target = (
+        f"the month's target peak power ({off_scale:,.0f} kW) is far above the load, so it is"
+        " not drawn"
+        if off_scale is not None
+        else "dashed: the month's target peak power where known"
+    )
     return Chart(
         "site_load",
         "Site load",
-        f"Site load: {how} (kW) per site; dashed: the month's target peak power where known.",
+        f"Site load: {how} (kW) per site, 0 where nobody was plugged in; {target}.",
         spec,
     )
 
@@ -148,12 +188,20 @@ def _histogram(values: list[dict[str, Any]], field: str, title: str) -> Spec:
         "mark": {"type": "bar"},
         "encoding": {
             "x": {"field": field, "type": "quantitative", "bin": {"maxbins": 40}, "title": title},
-            "y": {"aggregate": "count", "type": "quantitative", "title": "sessions"},
+            "y": {
+                "aggregate": "count",
+                "type": "quantitative",
+                "title": "sessions",
+                "axis": _COUNT_AXIS,
+            },
             "color": {
                 "field": "cut",
                 "type": "nominal",
-                "title": "cut by the data range",
+                "title": "session",
                 "scale": {"domain": [False, True], "range": ["#4c78a8", "#bab0ac"]},
+                "legend": {
+                    "labelExpr": "datum.label == 'true' ? 'cut by the data range' : 'whole'"
+                },
             },
         },
     }
@@ -189,7 +237,8 @@ def evse_utilization(data: ReportData) -> Chart:
     if data.utilization:
         evses = len({r["evse_address"] for r in data.utilization})
         spec = _base(data.utilization, max(80, 14 * evses)) | {
-            "mark": {"type": "rect"},
+            # white gaps between cells, so one EVSE's days read as a row
+            "mark": {"type": "rect", "stroke": "white", "strokeWidth": 1},
             "encoding": {
                 "x": {
                     "field": "day",
@@ -206,8 +255,9 @@ def evse_utilization(data: ReportData) -> Chart:
                 "color": {
                     "field": "plugged_hours",
                     "type": "quantitative",
-                    "title": "plugged h",
+                    "title": "plugged (h)",
                     "scale": {"scheme": "blues", "domain": [0, 24]},
+                    "legend": {"values": [0, 6, 12, 18, 24]},
                 },
             },
         }

@@ -220,19 +220,43 @@ def _load(q: _Q, start: datetime | None, end: datetime | None) -> ReportData:
 
 def _site_load(q: _Q) -> tuple[str, list[dict[str, Any]]]:
     """15-minute demand with the month's target; coarser buckets (max kept) on long ranges."""
-    count = q.rows("site_load_15min", "select count(*) as n from _report_load")
+    # points once the gaps are filled: every 15 minutes from each site's first to last interval
+    count = q.rows(
+        "site_load_15min",
+        "select coalesce(sum(epoch(last - first) // 900 + 1), 0) as n from ("
+        "  select min(interval_start) as first, max(interval_start) as last"
+        "  from _report_load group by acc_id)",
+    )
     n = int(count[0]["n"]) if count else 0
     bucket = _BUCKETS[-1][0]
     for name, minutes in _BUCKETS:
         if n * 15 / minutes <= MAX_LOAD_POINTS:
             bucket = name
             break
+    # site_load_15min has no row where nobody was plugged in; the chart draws steps, so each
+    # missing interval is filled with 0 kW here (else a step would hold across it)
     rows = q.rows(
         "monthly_peak",
-        "with load as ("
+        "with span as ("
+        "  select acc_id, min(interval_start) as first, max(interval_start) as last"
+        "  from _report_load group by acc_id"
+        "), grid as ("
+        "  select acc_id, unnest(generate_series(first, last, interval 15 minute))"
+        "    as interval_start"
+        "  from span"
+        "), filled as ("
+        "  select grid.acc_id, grid.interval_start,"
+        "         coalesce(l.interval_start_local,"
+        "                  timezone(coalesce(sites.tz, 'UTC'), grid.interval_start))"
+        "           as interval_start_local,"
+        "         coalesce(l.demand_kw, 0) as demand_kw"
+        "  from grid"
+        "  left join _report_load as l using (acc_id, interval_start)"
+        "  left join sites on sites.acc_id = grid.acc_id"
+        "), load as ("
         "  select acc_id, interval_start_local, demand_kw,"
         "         date_trunc('month', interval_start_local)::date as month_start_local"
-        "  from _report_load"
+        "  from filled"
         ") "
         f"select load.acc_id, time_bucket(interval '{bucket}', load.interval_start_local) as t,"
         " max(load.demand_kw) as demand_kw, max(targets.target_peak_power_kw) as target_kw "
