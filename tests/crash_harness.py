@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from powerflex_etl import crashpoints
 from powerflex_etl.lake import SLOT_US, Lake
 from powerflex_etl.pipeline import RunResult, plan_run, run_windows
-from powerflex_etl.schemas import KEY_COLUMNS, LINEAGE_COLUMNS, TIME
+from powerflex_etl.schemas import KEY_COLUMNS, LINEAGE_COLUMNS, TIME, arrow_schema
 from powerflex_etl.settings import Settings
 from powerflex_etl.state import State
 from powerflex_etl.views import build_catalog, connect, default_catalog_path, resolve_lake
@@ -300,10 +300,10 @@ def _check_state(lake: Lake, got: Snapshot, expected: Expected) -> None:
             new = [r for r in expected.after.rows[m] if _row_time(r, m) < mark]
             have = [r for r in got.rows[m] if _row_time(r, m) < mark]
             assert have == new, f"{m}: watermark {mark} is ahead of the data"
+        rows = lake.read(m)
         for rec in state.committed_windows(m):
             if rec.run_id != RUN_IDS["gen2"]:
                 continue
-            rows = lake.read(m)
             w = rec.window
             inside = [
                 rid
@@ -319,8 +319,6 @@ def _check_state(lake: Lake, got: Snapshot, expected: Expected) -> None:
 
 def _row_time(row: tuple[Any, ...], m: str) -> datetime:
     # rows are tuples in sorted column order (see _identity); find "time" by the schema
-    from powerflex_etl.schemas import arrow_schema
-
     names = sorted(c for c in arrow_schema(m).names if c not in LINEAGE_COLUMNS)
     value: datetime = row[names.index(TIME)]
     return value
