@@ -5,7 +5,7 @@
 #   scripts/look.sh [--lake L] [--out report.html] [--png report.png] [--start T] [--end T]
 #
 # Uses the lake at $POWERFLEX_LAKE (default ./lake); if that lake holds no data yet it runs
-# `powerflex-etl demo` first. Installs Debian's chromium with apt-get when it is missing.
+# `powerflex-etl demo` first. Needs Debian's chromium (it says so, and stops, when it is missing).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -39,17 +39,9 @@ fi
 
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$CHROMIUM" ]; then
-    echo "look.sh: chromium is not installed; installing Debian's chromium with apt-get (needs root)"
-    SUDO=""
-    if [ "$(id -u)" != 0 ]; then
-        if command -v sudo >/dev/null; then SUDO=sudo; else
-            echo "look.sh: not root and no sudo: install chromium yourself, then rerun" >&2
-            exit 1
-        fi
-    fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
-    CHROMIUM=$(command -v chromium)
+    # never installs anything itself: that is the machine owner's call
+    echo "look.sh: chromium is not installed (Debian: apt-get install chromium); $OUT is written, no PNG" >&2
+    exit 1
 fi
 
 PROFILE=$(mktemp -d)
