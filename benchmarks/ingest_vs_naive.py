@@ -1,6 +1,6 @@
 """powerflex-etl ingest vs the plain requests+pandas way, side by side against one loopback server.
 
-    .venv/bin/python benchmarks/ingest_vs_naive.py            # the full run (a few minutes)
+    .venv/bin/python benchmarks/ingest_vs_naive.py            # the full run (5-10 minutes)
     .venv/bin/python benchmarks/ingest_vs_naive.py --quick    # small sizes, a smoke test
 
 Starts the simulator (5 s sampling, the real telemetry cadence) in a process of its own, so
@@ -176,7 +176,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test (~1 min)")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test (1-3 min)")
     ap.add_argument("--sizes", default=None, help="small,large points (default 250000,2500000)")
     ap.add_argument("--flat", type=int, default=None, help="project alone at this many points")
     ap.add_argument("--engine", default="local", choices=["prefect", "local"])
