@@ -7,7 +7,7 @@ others' snapshots in place; the flow still fails, naming the acc_ids that did no
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -107,5 +107,5 @@ def dcm_snapshot_flow(
 def with_workers(workers: int) -> Any:
     """The flow with ``workers`` sites snapshotted at once."""
     return dcm_snapshot_flow.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=max(1, workers))
+        task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=max(1, workers)))
     )
