@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import time as time_mod
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
@@ -42,18 +43,50 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str, fmt: Format = "table") -
     """
     if fmt not in FORMATS:
         raise QueryError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    try:
-        # on con itself, not a cursor: a cursor is a new session without con's TimeZone
-        con.execute(sql)
-        names = [d[0] for d in con.description or []]
-        rows = con.fetchall() if names else []
-    except duckdb.Error as e:
-        raise QueryError(_first_line(e)) from e
+    names, rows = _execute(con, sql)
     if fmt == "csv":
         return to_csv(names, rows)
     if fmt == "json":
         return to_json(names, rows)
     return to_table(names, rows)
+
+
+# Errors about the SQL itself: asking again gives the same answer.
+_SQL_ERRORS: tuple[type[duckdb.Error], ...] = (
+    duckdb.ParserException,
+    duckdb.CatalogException,
+    duckdb.BinderException,
+    duckdb.ConversionException,
+    duckdb.NotImplementedException,
+    duckdb.PermissionException,
+    duckdb.ConstraintException,
+    duckdb.OutOfRangeException,
+    duckdb.InterruptException,
+)
+RETRY_DELAYS_S: tuple[float, ...] = (0.05, 0.25, 1.0)
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql``; ask again when a read raced a writer's slot replace.
+
+    DuckDB opens a Parquet file by path more than once per query, so a query that overlaps
+    an ``os.replace`` of a slot file can read the old footer and the new body and fail to
+    decode ("Failed to read file", "Invalid data"...). It never returns wrong rows; asking
+    again reads whole files. Errors about the SQL itself are not retried.
+    """
+    for delay in (*RETRY_DELAYS_S, None):
+        try:
+            # on con itself, not a cursor: a cursor is a new session without con's TimeZone
+            con.execute(sql)
+            names = [d[0] for d in con.description or []]
+            return names, (con.fetchall() if names else [])
+        except _SQL_ERRORS as e:
+            raise QueryError(_first_line(e)) from e
+        except duckdb.Error as e:
+            if delay is None:
+                raise QueryError(_first_line(e)) from e
+            time_mod.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _first_line(err: BaseException) -> str:

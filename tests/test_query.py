@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from powerflex_etl import query
 from powerflex_etl.errors import PowerflexError
 from powerflex_etl.query import QueryError, iso_duration, run_query, to_csv, to_json
 
@@ -164,3 +165,44 @@ def test_json_is_always_valid_and_keeps_finite_values(rows: list[list[object]]) 
                 assert obj[key] is None
             else:
                 assert obj[key] == value
+
+
+class _Flaky:
+    """A connection whose first ``fails`` executes fail as a read racing a slot replace does."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, fails: int, error: type[duckdb.Error]
+    ) -> None:
+        self.con, self.fails, self.error, self.calls = con, fails, error, 0
+
+    def execute(self, sql: str) -> object:
+        self.calls += 1
+        if self.calls <= self.fails:
+            raise self.error("Failed to read file 'part-06.parquet': Invalid data")
+        return self.con.execute(sql)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.con, name)
+
+
+def test_a_read_racing_a_slot_replace_is_asked_again(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query, "RETRY_DELAYS_S", (0.0, 0.0, 0.0))
+    flaky = _Flaky(con, fails=2, error=duckdb.IOException)
+    assert run_query(flaky, "select 41 + 1 as n", "csv") == "n\r\n42\r\n"  # type: ignore[arg-type]
+    assert flaky.calls == 3
+    always = _Flaky(con, fails=99, error=duckdb.InvalidInputException)
+    with pytest.raises(QueryError, match="Invalid data"):
+        run_query(always, "select 1", "csv")  # type: ignore[arg-type]
+    assert always.calls == 4, "bounded: three retries, then the error"
+
+
+def test_an_error_in_the_sql_is_not_retried(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query, "RETRY_DELAYS_S", (0.0, 0.0, 0.0))
+    flaky = _Flaky(con, fails=0, error=duckdb.IOException)
+    with pytest.raises(QueryError):
+        run_query(flaky, "select * from no_such_view", "csv")  # type: ignore[arg-type]
+    assert flaky.calls == 1
