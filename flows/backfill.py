@@ -23,11 +23,13 @@ def backfill_flow(
     lake: str | None = None,
     redo: bool = False,
     base_url: str | None = None,
+    workers: int = 4,
 ) -> dict[str, Any]:
     """Ingest [start, end) window by window, skipping windows already committed (resumable).
 
     The watermark only ever moves forward, so a backfill of old data never moves it back.
-    ``base_url`` (not a secret) overrides POWERFLEX_BASE_URL in every worker.
+    ``base_url`` (not a secret) overrides POWERFLEX_BASE_URL in every worker. ``workers``
+    windows are in flight at once, however long the range, so memory stays flat.
     """
     from prefect.runtime import flow_run
 
@@ -39,6 +41,7 @@ def backfill_flow(
         overrides={"lake": lake, "window_hours": window_hours, "base_url": base_url},
         run_id=run_id,
         skip_committed=not redo,
+        max_in_flight=workers,
     )
 
 
@@ -62,8 +65,9 @@ def nightly_flow(
     days: float = 1.0,
     measurements: list[str] | None = None,
     lake: str | None = None,
+    workers: int = 4,
 ) -> dict[str, Any]:
-    """The scheduled run: yesterday (UTC) plus a lookback for late data."""
+    """The scheduled run: yesterday (UTC) plus a lookback for late data, ``workers`` windows at once."""
     from prefect.runtime import flow_run
 
     scheduled = flow_run.scheduled_start_time or datetime.now(UTC)
@@ -75,6 +79,7 @@ def nightly_flow(
         measurements=measurements,
         overrides={"lake": lake},
         run_id=run_id,
+        max_in_flight=workers,
     )
 
 
@@ -94,7 +99,9 @@ def backfill_with(executor: str, workers: int, dask_address: str | None = None) 
                 }
             )
         return backfill_flow.with_options(task_runner=cast(Any, runner))
-    return backfill_flow.with_options(task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=max(1, workers))))
+    return backfill_flow.with_options(
+        task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=max(1, workers)))
+    )
 
 
 @contextmanager

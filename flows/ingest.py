@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import _runtime
@@ -76,8 +78,14 @@ def run_ingest(
     advance_watermark: bool = True,
     skip_committed: bool = False,
     task_retry_delay_s: float | None = None,
+    max_in_flight: int | None = None,
 ) -> dict[str, Any]:
-    """The flow body (shared with the backfill flow): plan, submit, wait, record, refresh."""
+    """The flow body (shared with the backfill flow): plan, submit, wait, record, refresh.
+
+    At most ``max_in_flight`` windows (default 4) are submitted at once, so a long range
+    never holds more answers in memory than that: Prefect's default thread pool has no
+    bound of its own.
+    """
     logger = get_run_logger()
     s = _runtime.settings(overrides)
     _lake, state = _runtime.lake_and_state(s)
@@ -89,8 +97,12 @@ def run_ingest(
     window_task = ingest_window_task
     if task_retry_delay_s is not None:
         window_task = ingest_window_task.with_options(retry_delay_seconds=task_retry_delay_s)
-    futures = [window_task.submit(m, w.start, w.end, run_id, overrides) for m, w in work]
-    wait(futures)
+    t0 = time.perf_counter()
+    futures = _submit_bounded(
+        lambda m, w: window_task.submit(m, w.start, w.end, run_id, overrides),
+        work,
+        max_in_flight,
+    )
     summaries: list[pipeline.WindowSummary] = []
     failed: list[tuple[str, Window]] = []
     errors: list[PowerflexError] = []
@@ -104,7 +116,11 @@ def run_ingest(
     if summaries:
         refresh_catalog_task(overrides)
     result = pipeline.RunResult(
-        run_id, summaries, [(m, w, e) for (m, w), e in zip(failed, errors, strict=True)], marks, 0.0
+        run_id,
+        summaries,
+        [(m, w, e) for (m, w), e in zip(failed, errors, strict=True)],
+        marks,
+        time.perf_counter() - t0,
     )
     report = result.report()
     if report["measurements"]:
@@ -121,6 +137,28 @@ def run_ingest(
     return report
 
 
+DEFAULT_IN_FLIGHT = 4
+
+
+def _submit_bounded(
+    submit: Callable[[str, Window], PrefectFuture[Any]],
+    work: list[tuple[str, Window]],
+    max_in_flight: int | None,
+) -> list[PrefectFuture[Any]]:
+    """Submit every window in order with at most ``max_in_flight`` unfinished; wait for all."""
+    limit = max(1, max_in_flight or DEFAULT_IN_FLIGHT)
+    futures: list[PrefectFuture[Any]] = []
+    pending: set[PrefectFuture[Any]] = set()
+    for m, w in work:
+        while len(pending) >= limit:
+            pending.discard(next(as_completed(list(pending))))
+        fut = submit(m, w)
+        futures.append(fut)
+        pending.add(fut)
+    wait(futures)
+    return futures
+
+
 @flow(name="powerflex-ingest", log_prints=False)
 def ingest_flow(
     start: str | None = None,
@@ -131,8 +169,12 @@ def ingest_flow(
     window_hours: float | None = None,
     lookback_hours: float | None = None,
     task_retry_delay_s: float | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """Ingest every asked measurement over [start, end); without start, from the watermark."""
+    """Ingest every asked measurement over [start, end); without start, from the watermark.
+
+    ``workers``: windows in flight at once (default 4).
+    """
     from prefect.runtime import flow_run
 
     overrides = {
@@ -149,9 +191,12 @@ def ingest_flow(
         overrides=overrides,
         run_id=run_id,
         task_retry_delay_s=task_retry_delay_s,
+        max_in_flight=workers,
     )
 
 
 def with_workers(workers: int) -> Any:
-    """The flow with a thread pool of ``workers`` windows in flight."""
-    return ingest_flow.with_options(task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=max(1, workers))))
+    """The flow with a thread pool of ``workers`` threads (pass ``workers=`` to the call too)."""
+    return ingest_flow.with_options(
+        task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=max(1, workers)))
+    )

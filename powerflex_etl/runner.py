@@ -44,7 +44,7 @@ def run(
 
         flow = with_workers(workers)
         report: dict[str, Any] = flow(
-            start=start, end=end, measurements=measurements, **_overrides(s)
+            start=start, end=end, measurements=measurements, workers=workers, **_overrides(s)
         )
         return report
     if engine != "local":
@@ -149,6 +149,7 @@ def backfill(
                 redo=redo,
                 # the workers read credentials from their environment; --base-url must reach them
                 base_url=s.base_url,
+                workers=workers,
             )
         return result
     if executor != "threads":

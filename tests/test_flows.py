@@ -88,3 +88,48 @@ def test_a_failing_window_fails_the_flow_with_a_one_line_error(prefect_server, s
     msg = info.value.one_line()
     assert "ct_response" in msg and "2021-06-02" in msg and "\n" not in msg
     assert not list(Path(flow_env.lake).glob("ct_response/*/*.parquet"))
+
+
+def test_a_backfill_flow_keeps_at_most_workers_windows_in_flight(
+    prefect_server, sim, flow_env, monkeypatch
+):
+    """Prefect's default thread pool has no bound: the flow itself must keep memory flat."""
+    import threading
+
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows import backfill as backfill_mod
+    from powerflex_etl import pipeline
+
+    real = pipeline.ingest_window
+    cond = threading.Condition()
+    state = {"in": 0, "max": 0, "calls": 0}
+
+    def counting(*args, **kwargs):
+        with cond:
+            state["in"] += 1
+            state["calls"] += 1
+            state["max"] = max(state["max"], state["in"])
+            cond.notify_all()
+            # hold the window until a second one is in flight, so an unbounded pool would show
+            # every window at once; bounded wait so the last, lone window still finishes
+            cond.wait_for(lambda: state["in"] >= 2, timeout=5)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with cond:
+                state["in"] -= 1
+
+    monkeypatch.setattr(pipeline, "ingest_window", counting)
+    flow = backfill_mod.backfill_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=32))
+    report = flow(
+        start=T0.isoformat(),
+        end=(T0 + timedelta(hours=24)).isoformat(),
+        measurements=["ct_response", "evse_request"],
+        window_hours=3,
+        lake=flow_env.lake,
+        workers=2,
+    )
+    assert report["ok"] and state["calls"] == 16
+    assert state["max"] == 2
+    assert report["seconds"] > 0
