@@ -35,7 +35,7 @@ from .errors import (
     register_secret,
 )
 from .jwt_util import backoff_s, parse_retry_after, refresh_at, token_times
-from .schemas import MEASUREMENTS
+from .schemas import MEASUREMENTS, MONTHS
 from .settings import Settings
 from .windows import Window
 
@@ -488,9 +488,6 @@ def _short(err: object, limit: int = 200) -> str:
 
 # -- input checks: fail before sending, naming the bad value -----------------------------------
 
-MONTHS: tuple[str, ...] = (
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-)  # fmt: skip
 SIGNAL_UNITS: tuple[str, ...] = ("kW", "A")
 _HHMMSS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
 

@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import crashpoints
 from .errors import LakeError
 from .fsutil import Root
 from .lake import (
@@ -71,15 +72,6 @@ from .windows import to_us
 
 CANONICAL = frozenset(f"part-{h:02d}.parquet" for h in range(0, 24, SLOT_HOURS))
 
-#: Crash-test hook, called with ``replaced:<rel>`` after each slot file is put in place
-#: and ``removed:<rel>`` after each foreign file is deleted.
-CRASH_HOOK: Callable[[str], None] | None = None
-
-
-def _crash_point(name: str) -> None:
-    hook = CRASH_HOOK
-    if hook is not None:
-        hook(name)
 
 
 @dataclass
@@ -386,11 +378,11 @@ def _rewrite(
                 os.replace(what, final)
             else:
                 root.fs.pipe_file(final, what)
-            _crash_point(f"replaced:{root.rel(final)}")
+            crashpoints.reached(f"compact_replaced:{root.rel(final)}")
         for path in foreign:
             check()
             root.remove(path)
-            _crash_point(f"removed:{root.rel(path)}")
+            crashpoints.reached(f"compact_removed:{root.rel(path)}")
     finally:
         if stage_dir is not None:
             shutil.rmtree(stage_dir, ignore_errors=True)

@@ -52,6 +52,12 @@ FAMILIES: tuple[str, ...] = (
     "catalog_renamed",  # the new catalog in place
 )
 
+#: Points of ``powerflex-etl compact`` (not part of a window's commit).
+COMPACT_FAMILIES: tuple[str, ...] = (
+    "compact_replaced",  # :<rel>  one rewritten slot file put in place
+    "compact_removed",  # :<rel>  one folded foreign file deleted
+)
+
 #: The hook called at each point; None (no cost) unless a test or the env var sets it.
 HOOK: Callable[[str], None] | None = None
 

@@ -21,26 +21,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 
 from .errors import ConfigError, LakeError, ParseError
-from .schemas import DCM_SCHEMAS, RUN_ID
+from .schemas import DCM_SCHEMAS, MONTHS, RUN_ID
 
 if TYPE_CHECKING:
     from .lake import Lake
     from .settings import Settings
 
-MONTHS: tuple[str, ...] = (
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-)
 _MONTH_NUM = {m.lower(): i for i, m in enumerate(MONTHS, start=1)}
 LOAD_UNITS: tuple[str, ...] = ("kW", "A")
 

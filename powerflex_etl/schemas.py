@@ -11,6 +11,11 @@ from typing import Literal
 
 import pyarrow as pa
 
+#: The API's month names (target peak power keys), January first.
+MONTHS: tuple[str, ...] = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+)  # fmt: skip
+
 Kind = Literal["id", "number", "bool", "state"]
 
 CHARGING_STATES: tuple[str, ...] = ("UNPLUGGED", "ADAPTIVE", "IDLE", "READY", "NOT CHARGING")

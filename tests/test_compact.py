@@ -19,8 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from powerflex_etl import compact as compact_mod
-from powerflex_etl import runner
+from powerflex_etl import crashpoints, runner
 from powerflex_etl.compact import compact_lake
 from powerflex_etl.lake import Lake
 from powerflex_etl.schemas import KEY_COLUMNS
@@ -226,10 +225,10 @@ def test_a_crash_mid_compaction_loses_nothing_and_a_rerun_converges(
     _damage(lake)
 
     def crash(step: str) -> None:
-        if step.startswith("replaced:"):
+        if step.startswith("compact_replaced:"):
             raise RuntimeError("killed")
 
-    monkeypatch.setattr(compact_mod, "CRASH_HOOK", crash)
+    monkeypatch.setattr(crashpoints, "HOOK", crash)
     with pytest.raises(RuntimeError):
         compact_lake(s, [M])
     # the foreign files are still there; their rows may show twice, never zero times
@@ -239,7 +238,7 @@ def test_a_crash_mid_compaction_loses_nothing_and_a_rerun_converges(
     ).fetchone()
     con.close()
     assert keys is not None and keys[1] == expected[0] and keys[0] >= expected[0]
-    monkeypatch.setattr(compact_mod, "CRASH_HOOK", None)
+    monkeypatch.setattr(crashpoints, "HOOK", None)
     compact_lake(s, [M])
     assert _totals(s) == expected
     assert len(_files(lake, "2021-06-01")) == 4
@@ -290,7 +289,7 @@ def test_readers_during_compaction_see_the_same_rows(
 
     t = threading.Thread(target=reader)
     t.start()
-    monkeypatch.setattr(compact_mod, "CRASH_HOOK", after_replace)
+    monkeypatch.setattr(crashpoints, "HOOK", after_replace)
     try:
         summary = compact_lake(s, [M])
     finally:

@@ -6,20 +6,8 @@ import re
 import threading
 from typing import Any
 
-MONTHS: tuple[str, ...] = (
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-)
+from ..schemas import MONTHS
+
 # the vendor document's example values
 DEFAULT_TARGETS: dict[str, int] = {m: (123 if m == "Feb" else 200) for m in MONTHS}
 DEFAULT_SIGNAL: dict[str, Any] = {
