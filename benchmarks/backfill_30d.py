@@ -14,39 +14,16 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
+from _sim import start_server
+
 START = datetime(2021, 6, 1, tzinfo=UTC)
 USER, PASSWORD = "demo", "demo-password"  # the simulator's defaults
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "powerflex_etl", "simulator", "--port", str(port), "--seed", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("simulator did not start") from None
-            time.sleep(0.05)
 
 
 def run_backfill(url: str, days: int, workers: int, lake: str) -> dict[str, object]:
@@ -102,7 +79,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--keep", help="keep the lakes under this directory")
     args = ap.parse_args()
-    sim, url = start_simulator()
+    sim, url = start_server(60.0)
     work = args.keep or tempfile.mkdtemp(prefix="bench-backfill-")
     try:
         results = []

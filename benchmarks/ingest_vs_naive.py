@@ -27,14 +27,14 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from _sim import start_server
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -43,33 +43,6 @@ START = datetime(2021, 6, 1, tzinfo=UTC)
 COST_TARGET = 0.33  # project marginal µs/point <= this x the plain way's
 RSS_TARGET = 0.25  # project peak RSS at the large size <= this x the plain way's
 FLAT_TARGET = 1.20  # project peak RSS at --flat points <= this x its RSS at the large size
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(period: float) -> tuple[subprocess.Popen[bytes], str]:
-    """The simulator in a process of its own; returns it and its URL once it accepts."""
-    port = free_port()
-    cmd = [PY, "-m", "powerflex_etl", "simulator", "--port", str(port), "--seed", "1"]
-    proc = subprocess.Popen(
-        [*cmd, "--sample-period", str(period)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit("simulator did not start")
-            time.sleep(0.1)
 
 
 def points_per_hour(url: str) -> float:
