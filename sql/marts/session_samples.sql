@@ -86,7 +86,9 @@ flagged as (
     from neighbours
 ),
 
-starts as (
+starts as materialized (
+    -- only samples inside a plug-in go on; materialized because two readers follow, and
+    -- otherwise DuckDB keeps the unfiltered window result (10M rows) or runs the sort twice
     select
         *,
         in_session
@@ -94,20 +96,59 @@ starts as (
             not coalesce(prev_plugged, false)
             -- the meter never runs backwards within a plug-in: a drop means a new vehicle
             or coalesce(energy_delivered_kwh < prev_energy_kwh - 0.01, false)
-        ) as new_session
+        ) as new_session,
+        -- the last sample before an unplug (a plugged sample never follows a noise one)
+        not coalesce(next_plugged, false) as ends_plug_in
     from flagged
+    where in_session
+),
+
+boundaries as (
+    -- where sessions start and plug-ins end: a few rows per plug-in
+    select
+        evse_address,
+        time as session_start,
+        case
+            when ends_plug_in then time + interval 1 microsecond
+            -- the next boundary is a new session (meter reset) or the plug-in's last sample
+            else lead(
+                case when new_session then time else time + interval 1 microsecond end
+            ) over (partition by evse_address order by time)
+        end as session_until,
+        new_session
+    from starts
+    where new_session or ends_plug_in
+),
+
+sessions as (
+    -- each session's [start, until) span, spread over the hours it touches, so that
+    -- samples find their session by an equi-join (a hash join) instead of a second sort
+    -- (a second window pass cost as much as the first); one EVSE's spans never overlap
+    select
+        evse_address,
+        session_start,
+        session_until,
+        -- whole hours since the epoch: integer arithmetic, no time zone rules per sample
+        unnest(generate_series(
+            epoch_us(session_start) // 3600000000,
+            (epoch_us(session_until) - 1) // 3600000000
+        )) as hour
+    from boundaries
+    where new_session
 ),
 
 sequenced as (
-    -- only samples inside a plug-in go on: the second sort is over far fewer rows
     select
-        *,
-        last_value(case when new_session then time end ignore nulls) over (
-            partition by evse_address order by time rows unbounded preceding
-        ) as session_start,
-        median(period_s) over (partition by evse_address) as median_period_s
+        starts.*,
+        sessions.session_start,
+        median(starts.period_s) over (partition by starts.evse_address) as median_period_s
     from starts
-    where in_session
+    left join sessions
+        -- the windows keep null addresses together as one EVSE: so does the join
+        on sessions.evse_address is not distinct from starts.evse_address
+        and sessions.hour = epoch_us(starts.time) // 3600000000
+        and starts.time >= sessions.session_start
+        and starts.time < sessions.session_until
 ),
 
 final as (
