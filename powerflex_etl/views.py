@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,8 +51,17 @@ log = logging.getLogger(__name__)
 CATALOG_NAME = "powerflex.duckdb"
 SITES_NAME = "sites.toml"
 TIERS: tuple[str, ...] = ("staging", "marts")
-# the repository's sql/ directory, next to the package
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+def _sql_dir() -> Path:
+    """The repository's sql/ next to the package; from a wheel, ``<prefix>/share/powerflex-etl/sql``."""
+    repo = Path(__file__).resolve().parent.parent / "sql"
+    if (repo / "staging").is_dir():
+        return repo
+    return Path(sys.prefix) / "share" / "powerflex-etl" / "sql"
+
+
+SQL_DIR = _sql_dir()
 
 # per-window commit records written by state.py: one flat JSON object per file
 STATE_RECORDS: dict[str, tuple[tuple[str, str], ...]] = {
