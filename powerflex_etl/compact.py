@@ -37,7 +37,6 @@ twice, and a crash there leaves them twice until ``compact`` runs again, which c
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import shutil
@@ -50,20 +49,18 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from . import crashpoints
 from .errors import LakeError
-from .fsutil import Root
 from .lake import (
     ROW_GROUP_ROWS,
     SLOT_HOURS,
     SLOT_US,
     Lake,
+    _Planned,
     conform,
     slot_parts,
     unify_schema,
-    write_parquet,
 )
 from .pipeline import check_measurements
 from .schemas import KEY_COLUMNS, REJECTS_SCHEMA, RUN_ID, SPECS, TIME, arrow_schema
@@ -172,19 +169,13 @@ def _partition_day(dirname: str) -> date | None:
         return None  # not ours: leave it alone
 
 
-def _footer(root: Root, path: str) -> pq.FileMetaData:
-    if root.local:
-        return pq.ParquetFile(path).metadata
-    with root.fs.open(path, "rb") as f:
-        return pq.ParquetFile(f).metadata
-
-
-def _scan(root: Root, prefix: list[str], dirname: str) -> list[_File]:
+def _scan(lake: Lake, prefix: list[str], dirname: str) -> list[_File]:
+    root = lake.root
     out = []
     for p in root.glob([*prefix, dirname, "*.parquet"]):
         name = p.rsplit("/", 1)[-1]
         try:
-            meta = _footer(root, p)
+            meta = lake._parquet(p).metadata
         except FileNotFoundError:
             continue  # replaced or removed since the listing
         except (OSError, pa.ArrowInvalid) as err:
@@ -214,7 +205,7 @@ def _compact_table(lake: Lake, m: str, prefix: list[str], before: date | None) -
         day = _partition_day(dirname)
         if day is None or (before is not None and day >= before):
             continue
-        files = _scan(root, prefix, dirname)
+        files = _scan(lake, prefix, dirname)
         if not files:
             continue
         result.partitions += 1
@@ -227,7 +218,7 @@ def _compact_table(lake: Lake, m: str, prefix: list[str], before: date | None) -
             continue
         with lake.lock(m, run_id=f"compact-{uuid.uuid4().hex[:8]}") as held:
             # scanned again under the lock: an ingest may have changed the partition meanwhile
-            files = _scan(root, prefix, dirname)
+            files = _scan(lake, prefix, dirname)
             before_rows = sum(f.rows for f in files)
             result.files_before += len(files)
             result.rows_before += before_rows
@@ -241,20 +232,6 @@ def _compact_table(lake: Lake, m: str, prefix: list[str], before: date | None) -
         result.rows_after += after_rows
         result.duplicates_dropped += dropped
     return result
-
-
-def _read(root: Root, path: str) -> pa.Table:
-    try:
-        if root.local:
-            return pq.ParquetFile(path).read()
-        data = root.read_bytes(path)
-        if data is None:
-            raise FileNotFoundError(path)
-        return pq.ParquetFile(pa.BufferReader(data)).read()
-    except (OSError, pa.ArrowInvalid) as err:
-        raise LakeError(
-            f"compact: cannot read {root.rel(path)}: {err}; move the file aside and rerun"
-        )
 
 
 def _slot_of_name(day: date, name: str) -> int:
@@ -322,7 +299,7 @@ def _rewrite(
     present: set[int] = set()
     foreign: list[str] = []
     for f in sorted(files, key=lambda f: (f.name not in CANONICAL, f.name)):
-        table = _read(root, f.path)
+        table = lake._read_file(f.path)
         if f.name in CANONICAL:
             slot = _slot_of_name(day, f.name)
             parts.setdefault(slot, []).insert(0, table)
@@ -335,15 +312,14 @@ def _rewrite(
     for slot in parts:
         if slot not in present:
             date_part, name = slot_parts(slot)
-            other = root.path(*prefix, date_part, name)
-            if root.read_bytes(other) is not None:
-                parts[slot].insert(0, _read(root, other))
-    stage_dir = None
-    if root.local:
-        stage_dir = root.path("_staging", f"compact-{uuid.uuid4().hex[:12]}")
-        os.makedirs(stage_dir, exist_ok=True)
+            other = lake._read_if_exists(root.path(*prefix, date_part, name))
+            if other is not None:
+                parts[slot].insert(0, other)
+    # staged where the lake stages a commit of ``m``: a killed compaction's files are then
+    # removed by the next commit of ``m``, under its lock
+    stage_dir = lake._stage_dir(m, f"compact-{uuid.uuid4().hex[:8]}")
     try:
-        staged: list[tuple[str, str | bytes | None]] = []
+        staged: list[_Planned] = []
         dropped = 0
         here: set[str] = set()
         for slot, tables in sorted(parts.items()):
@@ -358,27 +334,14 @@ def _rewrite(
             merged = merged.sort_by([(c, "ascending") for c in keys])
             if merged.num_rows and date_part == f"date={day.isoformat()}":
                 here.add(name)
-            if merged.num_rows == 0:
-                staged.append((final, None))
-                continue
-            if stage_dir is not None:
-                where = os.path.join(stage_dir, root.rel(final).replace("/", "__"))
-                write_parquet(merged, where, _dictionary(prefix, m))
-                staged.append((final, where))
-            else:
-                buf = io.BytesIO()
-                write_parquet(merged, buf, _dictionary(prefix, m))
-                staged.append((final, buf.getvalue()))
-        for final, what in staged:
+            plan = _Planned(root.rel(final), final)
+            if merged.num_rows:  # else: nothing staged, the slot file is removed
+                lake._stage(plan, merged, _dictionary(prefix, m), stage_dir)
+            staged.append(plan)
+        for plan in staged:
             check()
-            if what is None:
-                root.remove(final)
-            elif isinstance(what, str):
-                os.makedirs(os.path.dirname(final), exist_ok=True)
-                os.replace(what, final)
-            else:
-                root.fs.pipe_file(final, what)
-            crashpoints.reached(f"compact_replaced:{root.rel(final)}")
+            lake._put(plan)
+            crashpoints.reached(f"compact_replaced:{plan.rel}")
         for path in foreign:
             check()
             root.remove(path)
