@@ -119,6 +119,7 @@ def shared_api() -> Iterator[str | None]:
         return
     from prefect.server.api.server import SubprocessASGIServer
 
+    # the same instance Prefect's own temporary-API mode uses; it stops itself at exit
     server = SubprocessASGIServer()
     server.start()
     with temporary_settings({PREFECT_API_URL: server.api_url}):

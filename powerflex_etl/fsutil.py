@@ -139,6 +139,26 @@ def remove_dead_temps(directory: str, *, prefix: str = ".", max_age_s: float = 3
     return removed
 
 
+def _write_temp(path: str, data: bytes) -> str:
+    """``data`` durably in a new temporary file next to ``path`` (same filesystem); its path.
+
+    Removed again when writing fails, so a full disk leaves no partial temp behind.
+    """
+    d = os.path.dirname(path)
+    os.makedirs(d, exist_ok=True)
+    tmp = os.path.join(d, temp_name(os.path.basename(path)))
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
 class Root:
     """Where a lake lives: an fsspec filesystem plus a root path inside it."""
 
@@ -223,14 +243,8 @@ class Root:
         if not self.local:
             self.fs.pipe_file(path, data)
             return
-        d = os.path.dirname(path)
-        os.makedirs(d, exist_ok=True)
-        tmp = os.path.join(d, temp_name(os.path.basename(path)))
+        tmp = _write_temp(path, data)
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
             crash_point(f"temp_written:{self.rel(path)}")
             os.replace(tmp, path)
         except BaseException:
@@ -245,13 +259,7 @@ class Root:
         memory: a conditional PUT). Elsewhere it degrades to check-then-write.
         """
         if self.local:
-            d = os.path.dirname(path)
-            os.makedirs(d, exist_ok=True)
-            tmp = os.path.join(d, temp_name(os.path.basename(path)))
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            tmp = _write_temp(path, data)
             try:
                 os.link(tmp, path)
                 return True
