@@ -57,6 +57,21 @@ def check_measurements(measurements: Iterable[str] | None) -> list[str]:
     return [m for m in MEASUREMENTS if m in asked]
 
 
+#: The counts of a WindowSummary that add up across sub-windows and across a run.
+COUNTS: tuple[str, ...] = (
+    "points",
+    "rows",
+    "rejects",
+    "new_rejects",
+    "duplicates",
+    "outside_window",
+    "out_of_scope",
+    "slots",
+    "splits",
+    "bytes",
+)
+
+
 @dataclass
 class WindowSummary:
     """What one committed window did; small enough to be a task result."""
@@ -84,18 +99,7 @@ class WindowSummary:
 
     def absorb(self, other: WindowSummary) -> None:
         """Add a sub-window's counts (after a split)."""
-        for name in (
-            "points",
-            "rows",
-            "rejects",
-            "new_rejects",
-            "duplicates",
-            "outside_window",
-            "out_of_scope",
-            "slots",
-            "splits",
-            "bytes",
-        ):
+        for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if other.unit_check and (self.unit_check is None or not other.unit_check_ok):
             self.unit_check, self.unit_check_ok = other.unit_check, other.unit_check_ok
@@ -306,19 +310,7 @@ class RunResult:
         }
 
 
-_TOTALS = (
-    "windows",
-    "points",
-    "rows",
-    "rejects",
-    "new_rejects",
-    "duplicates",
-    "outside_window",
-    "out_of_scope",
-    "slots",
-    "splits",
-    "bytes",
-)
+_TOTALS = ("windows", *COUNTS)
 
 
 def run_windows(
