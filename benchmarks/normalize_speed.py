@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
-from powerflex_etl.influx import ParsedAnswer
-from powerflex_etl.normalize import normalize
+from powerflex_etl.parse.answer import ParsedAnswer
+from powerflex_etl.parse.normalize import normalize
 from powerflex_etl.schemas import CHARGING_STATES, TIME_TYPE
 from powerflex_etl.windows import Window, to_us
 

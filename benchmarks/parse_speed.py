@@ -100,7 +100,7 @@ def _run_one(method: str, path: str) -> None:
     with open(path, "rb") as f:
         body = f.read()
     if method == "parse_answer":
-        from powerflex_etl.influx import parse_answer
+        from powerflex_etl.parse.answer import parse_answer
 
         # first calls pay one-off lazy initialisation in Arrow; a real run parses many windows
         parse_answer(make_body(10), "ct_response")

@@ -11,10 +11,10 @@ import json
 import threading
 from typing import Any
 
-from powerflex_etl.client import PowerflexClient
-from powerflex_etl.lake import Lake
+from powerflex_etl.api.client import PowerflexClient
+from powerflex_etl.lake.state import State
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.settings import Settings
-from powerflex_etl.state import State
 
 _lock = threading.Lock()
 _clients: dict[str, PowerflexClient] = {}

@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.ingest import run_ingest
-from powerflex_etl import pipeline
+from powerflex_etl.ingest import window as pipeline
 
 
 @flow(name="powerflex-backfill", log_prints=False)

@@ -16,8 +16,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import _runtime
 from flows.ingest import refresh_catalog_task
-from powerflex_etl import dcm
 from powerflex_etl.errors import PowerflexError
+from powerflex_etl.ingest import dcm
 
 
 def _retry_if_retryable(task: Any, task_run: Any, state: Any) -> bool:

@@ -14,8 +14,8 @@ from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import _runtime
-from powerflex_etl import pipeline
 from powerflex_etl.errors import PowerflexError, WindowError
+from powerflex_etl.ingest import window as pipeline
 from powerflex_etl.windows import Window
 
 
@@ -62,7 +62,7 @@ def ingest_window_task(
 @task(name="refresh-catalog", cache_policy=NO_CACHE)
 def refresh_catalog_task(overrides: dict[str, Any]) -> str:
     """Rebuild the DuckDB catalog so analysts see what was just written."""
-    from powerflex_etl.views import build_catalog
+    from powerflex_etl.catalog.build import build_catalog
 
     s = _runtime.settings(overrides)
     return str(build_catalog(s.lake, catalog_path=s.catalog_path))

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def connect(lake: str | None = None, **kwargs: Any) -> duckdb.DuckDBPyConnection:
     """A read-only DuckDB connection with the lake's views (builds the catalog if missing)."""
-    from .views import connect as _connect
+    from powerflex_etl.catalog.build import connect as _connect
 
     return _connect(lake, **kwargs)
 

@@ -1,3 +1,3 @@
-from powerflex_etl.cli import main
+from powerflex_etl.cli.app import main
 
 main()

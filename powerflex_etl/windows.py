@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from .errors import ConfigError
+from powerflex_etl.errors import ConfigError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from powerflex_etl.simulator.proof import ProofFigures, run_proof
+from powerflex_etl.proof import ProofFigures, run_proof
 
 
 def _print(f: ProofFigures, seconds: float) -> None:

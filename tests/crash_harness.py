@@ -30,13 +30,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from powerflex_etl import crashpoints
-from powerflex_etl.lake import SLOT_US, Lake
-from powerflex_etl.pipeline import RunResult, plan_run, run_windows
+from powerflex_etl.catalog.build import build_catalog, connect, default_catalog_path, resolve_lake
+from powerflex_etl.ingest.window import RunResult, plan_run, run_windows
+from powerflex_etl.lake import crashpoints
+from powerflex_etl.lake.state import State
+from powerflex_etl.lake.store import SLOT_US, Lake
 from powerflex_etl.schemas import KEY_COLUMNS, LINEAGE_COLUMNS, TIME, arrow_schema
 from powerflex_etl.settings import Settings
-from powerflex_etl.state import State
-from powerflex_etl.views import build_catalog, connect, default_catalog_path, resolve_lake
 from powerflex_etl.windows import to_us
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import typer
 
-from powerflex_etl.cli import app, main
+from powerflex_etl.cli.app import app, main
 from powerflex_etl.settings import Settings
 from tests.test_client_faults import Fake, _self_signed, _serve
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from powerflex_etl.client import PowerflexClient
+from powerflex_etl.api.client import PowerflexClient
 from powerflex_etl.errors import (
     AnswerTooLargeError,
     AuthError,

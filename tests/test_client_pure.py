@@ -12,8 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from powerflex_etl.cli_api import parse_months
-from powerflex_etl.client import (
+from powerflex_etl.api.auth import (
+    TokenTimes,
+    backoff_s,
+    parse_retry_after,
+    refresh_at,
+    token_times,
+)
+from powerflex_etl.api.client import (
     MONTHS,
     ClientNotPicklableError,
     PowerflexClient,
@@ -22,14 +28,8 @@ from powerflex_etl.client import (
     check_schedule,
     check_signal,
 )
+from powerflex_etl.cli.api import parse_months
 from powerflex_etl.errors import ConfigError, PowerflexError
-from powerflex_etl.jwt_util import (
-    TokenTimes,
-    backoff_s,
-    parse_retry_after,
-    refresh_at,
-    token_times,
-)
 from powerflex_etl.settings import Settings
 
 

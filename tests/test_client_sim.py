@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from powerflex_etl.client import PowerflexClient
+from powerflex_etl.api.client import PowerflexClient
 from powerflex_etl.errors import (
     AnswerTooLargeError,
     AuthError,
@@ -245,7 +245,7 @@ def test_simulators_cut_json_passes_through_for_the_parser_to_name(make: Any, si
     # cannot see it (it never decodes), the parser fails it naming the measurement. Cuts
     # at the HTTP level are the client's job: see test_client_faults.
     from powerflex_etl.errors import ParseError
-    from powerflex_etl.influx import parse_answer
+    from powerflex_etl.parse.answer import parse_answer
 
     client, sleeps, _ = make(max_attempts=3)
     sim.config.faults.truncate = True

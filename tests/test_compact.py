@@ -19,13 +19,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from powerflex_etl import crashpoints, runner
-from powerflex_etl.compact import compact_lake
-from powerflex_etl.lake import Lake
+from powerflex_etl.catalog.build import connect
+from powerflex_etl.ingest import run as runner
+from powerflex_etl.lake import crashpoints
+from powerflex_etl.lake.compact import compact_lake
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import KEY_COLUMNS
 from powerflex_etl.settings import Settings
 from powerflex_etl.simulator import RunningSimulator
-from powerflex_etl.views import connect
 
 M = "ct_response"
 START = datetime(2021, 6, 1, tzinfo=UTC)

@@ -20,12 +20,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from powerflex_etl import crashpoints
-from powerflex_etl.lake import Lake
+from powerflex_etl.catalog.build import connect
+from powerflex_etl.lake import crashpoints
+from powerflex_etl.lake.state import State
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import KEY_COLUMNS, LINEAGE_COLUMNS
 from powerflex_etl.simulator import RunningSimulator
-from powerflex_etl.state import State
-from powerflex_etl.views import connect
 from tests import crash_harness as h
 
 

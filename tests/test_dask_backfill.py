@@ -17,12 +17,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from powerflex_etl import runner
-from powerflex_etl.lake import Lake
+from powerflex_etl.ingest import run as runner
+from powerflex_etl.lake.state import State
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import LINEAGE_COLUMNS, MEASUREMENTS
 from powerflex_etl.settings import Settings
 from powerflex_etl.simulator import RunningSimulator
-from powerflex_etl.state import State
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 

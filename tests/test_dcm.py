@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from powerflex_etl import dcm
 from powerflex_etl.errors import ConfigError, ParseError, PowerflexError
+from powerflex_etl.ingest import dcm
 from powerflex_etl.schemas import DCM_SCHEMAS, arrow_schema
 
 AT = datetime(2024, 6, 3, 12, 30, tzinfo=UTC)

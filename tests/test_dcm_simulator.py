@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from powerflex_etl import dcm
-from powerflex_etl.client import PowerflexClient
-from powerflex_etl.lake import Lake
+from powerflex_etl.api.client import PowerflexClient
+from powerflex_etl.catalog.build import build_catalog, connect
+from powerflex_etl.ingest import dcm
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.settings import Settings
 from powerflex_etl.simulator import SimulatorConfig, start_simulator
-from powerflex_etl.views import build_catalog, connect
 
 T1 = datetime(2024, 6, 3, 2, 30, tzinfo=UTC)
 T2 = T1 + timedelta(days=1)
@@ -162,7 +162,7 @@ def test_a_server_failure_on_a_later_site_writes_nothing(dcm_sim: Any, settings:
 def test_run_snapshot_defaults_to_the_lake_sites_and_refreshes_the_catalog(
     client: PowerflexClient, settings: Settings
 ) -> None:
-    from powerflex_etl import runner
+    from powerflex_etl.ingest import run as runner
 
     start = datetime(2021, 6, 2, tzinfo=UTC)
     runner.run(
@@ -195,7 +195,7 @@ def test_flow_snapshots_every_site_of_the_lake_and_refreshes_the_catalog(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from flows.dcm_snapshot import dcm_snapshot_flow
-    from powerflex_etl import runner
+    from powerflex_etl.ingest import run as runner
 
     # flows read settings from the environment, as a deployment does
     monkeypatch.setenv("POWERFLEX_BASE_URL", settings.base_url)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from powerflex_etl.lake import Lake
-from powerflex_etl.state import State
+from powerflex_etl.lake.state import State
+from powerflex_etl.lake.store import Lake
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from powerflex_etl import runner
-from powerflex_etl.lake import Lake
+from powerflex_etl.ingest import run as runner
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import MEASUREMENTS
 
 T0 = datetime(2021, 6, 2, tzinfo=UTC)
@@ -99,7 +99,7 @@ def test_a_backfill_flow_keeps_at_most_workers_windows_in_flight(
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows import backfill as backfill_mod
-    from powerflex_etl import pipeline
+    from powerflex_etl.ingest import window as pipeline
 
     real = pipeline.ingest_window
     cond = threading.Condition()

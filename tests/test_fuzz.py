@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from powerflex_etl.errors import ParseError, PowerflexError
-from powerflex_etl.influx import parse_answer
-from powerflex_etl.normalize import normalize
+from powerflex_etl.parse.answer import parse_answer
+from powerflex_etl.parse.normalize import normalize
 from powerflex_etl.schemas import MEASUREMENTS, REJECTS_SCHEMA, source_kinds
 from powerflex_etl.windows import Window
 

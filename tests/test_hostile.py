@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from powerflex_etl.normalize import MAX_ID_LENGTH
+from powerflex_etl.catalog.build import connect
+from powerflex_etl.parse.normalize import MAX_ID_LENGTH
 from powerflex_etl.schemas import CHARGING_STATES, SPECS
-from powerflex_etl.views import connect
 from tests.fixtures.cli_run import CliRun, run_cli
 from tests.fixtures.fake_api import FakeApi, influx_body, serve
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from powerflex_etl.errors import AnswerErrorReported, ParseError, PartialAnswerError
-from powerflex_etl.influx import BadRow, ParsedAnswer, parse_answer
+from powerflex_etl.parse.answer import BadRow, ParsedAnswer, parse_answer
 from powerflex_etl.schemas import TIME_TYPE
 
 REAL = Path("/work/shared/data/real/influxdb_v1")
@@ -344,7 +344,7 @@ def test_reported_error_text_is_redacted() -> None:
 
 
 def test_big_series_decoded_in_chunks_give_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from powerflex_etl import influx_series
+    from powerflex_etl.parse import series as influx_series
 
     rows = [[1566333668 + i, f"{i % 3:02d}", i * 1.5, {"i": i} if i % 4 else i] for i in range(9)]
     body = answer({"columns": ["time", "acc_id", "power", "extra"], "values": rows})

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from powerflex_etl import influx_series
-from powerflex_etl.influx_series import SeriesPart, decode_series
+from powerflex_etl.parse import series as influx_series
+from powerflex_etl.parse.series import SeriesPart, decode_series
 from powerflex_etl.schemas import source_kinds
 
 KINDS = source_kinds("ct_response")

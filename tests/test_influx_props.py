@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from powerflex_etl import influx_series
 from powerflex_etl.errors import PowerflexError
-from powerflex_etl.influx import parse_answer
+from powerflex_etl.parse import series as influx_series
+from powerflex_etl.parse.answer import parse_answer
 from powerflex_etl.schemas import MEASUREMENTS, source_kinds
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from powerflex_etl.influx_time import (
+from powerflex_etl.parse.times import (
     BAD_TIME,
     MAX_US,
     MIN_US,

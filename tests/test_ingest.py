@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from powerflex_etl import runner
-from powerflex_etl.lake import Lake
+from powerflex_etl.ingest import run as runner
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import LINEAGE_COLUMNS, MEASUREMENTS, SPECS
 from powerflex_etl.settings import Settings
 from powerflex_etl.simulator import SimulatorConfig, start_simulator
@@ -250,7 +250,7 @@ def test_query_cli_reads_the_views_as_csv(sim, sim_settings):
 
 
 def test_incremental_run_starts_from_the_watermark_minus_lookback(sim, sim_settings):
-    from powerflex_etl.state import State
+    from powerflex_etl.lake.state import State
 
     ingest(sim_settings, T0, T0 + 6 * H, ["evse_response"])
     state = State(Lake(sim_settings.lake))

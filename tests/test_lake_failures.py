@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from powerflex_etl import crashpoints
-from powerflex_etl import lake as lake_mod
 from powerflex_etl.errors import LakeError
-from powerflex_etl.lake import SLOT_US, Lake, slot_parts, slot_starts
-from powerflex_etl.state import State, WindowRecord
+from powerflex_etl.lake import crashpoints
+from powerflex_etl.lake import store as lake_mod
+from powerflex_etl.lake.state import State, WindowRecord
+from powerflex_etl.lake.store import SLOT_US, Lake, slot_parts, slot_starts
 from powerflex_etl.windows import Window, from_us
 from tests.test_lake_helpers import (
     NO_REJECTS,
@@ -250,8 +250,8 @@ def test_a_corrupt_slot_file_is_named_and_left_alone(lake: Lake) -> None:
 
 _KILLED_WRITER = """
 import os, signal, sys
-from powerflex_etl import crashpoints
-from powerflex_etl.lake import Lake
+from powerflex_etl.lake import crashpoints
+from powerflex_etl.lake.store import Lake
 from tests.test_lake_helpers import NO_REJECTS, M, ct_rows, grid, inside, win
 
 def die(point):
@@ -295,7 +295,7 @@ def _dead_pid() -> int:
 
 
 def test_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path: Any) -> None:
-    from powerflex_etl.fsutil import remove_dead_temps, temp_name
+    from powerflex_etl.lake.fs import remove_dead_temps, temp_name
 
     live = temp_name("ct_response.json")
     dead = live.replace(f"-{os.getpid()}.", f"-{_dead_pid()}.")
@@ -308,7 +308,7 @@ def test_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path: Any
 
 
 def test_a_lease_is_stale_only_when_its_owner_is_gone_from_this_machine() -> None:
-    from powerflex_etl import lock as lock_mod
+    from powerflex_etl.lake import lock as lock_mod
 
     mine = lock_mod._owner_info(M, "run")
     assert not lock_mod.owner_dead(mine)

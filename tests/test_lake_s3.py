@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from powerflex_etl import lock as lock_mod
-from powerflex_etl.lake import Lake
-from powerflex_etl.state import State
+from powerflex_etl.lake import lock as lock_mod
+from powerflex_etl.lake.state import State
+from powerflex_etl.lake.store import Lake
 from tests.test_lake_helpers import (
     NO_REJECTS,
     M,

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from powerflex_etl import lock as lock_mod
 from powerflex_etl.errors import LockError
-from powerflex_etl.lake import Lake
+from powerflex_etl.lake import lock as lock_mod
+from powerflex_etl.lake.store import Lake
 from tests.test_lake_helpers import NO_REJECTS, M, ct_rows, grid, win
 
 # holds the lock, says so on stdout, then waits until stdin closes (or it is killed)
 _HOLDER = """
 import sys
-from powerflex_etl.lake import Lake
+from powerflex_etl.lake.store import Lake
 with Lake(sys.argv[1]).lock(sys.argv[2], run_id="other-run"):
     print("held", flush=True)
     sys.stdin.read()

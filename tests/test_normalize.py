@@ -13,8 +13,8 @@ import pytest
 
 from powerflex_etl import schemas
 from powerflex_etl.errors import ConfigError
-from powerflex_etl.influx import BadRow, ParsedAnswer
-from powerflex_etl.normalize import (
+from powerflex_etl.parse.answer import BadRow, ParsedAnswer
+from powerflex_etl.parse.normalize import (
     NormalizeResult,
     NormalizeStats,
     Scope,

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from powerflex_etl import schemas
-from powerflex_etl.influx import BadRow
-from powerflex_etl.normalize import normalize, reject_id
+from powerflex_etl.parse.answer import BadRow
+from powerflex_etl.parse.normalize import normalize, reject_id
 from powerflex_etl.windows import to_us
 from tests.test_normalize import E_US, S_US, WINDOW, answer, identity_holds
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from powerflex_etl import pipeline
-from powerflex_etl.client import PowerflexClient
+from powerflex_etl.api.client import PowerflexClient
 from powerflex_etl.errors import AnswerTooLargeError, WindowError
-from powerflex_etl.lake import Lake
+from powerflex_etl.ingest import window as pipeline
+from powerflex_etl.lake.state import State
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.settings import Settings
-from powerflex_etl.state import State
 from powerflex_etl.windows import Window
 from tests.fixtures.cli_run import digest_tree, run_cli
 from tests.fixtures.fake_api import FakeApi, Stream, influx_body, serve

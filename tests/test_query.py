@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from powerflex_etl import query
+from powerflex_etl.catalog import query
+from powerflex_etl.catalog.query import QueryError, iso_duration, run_query, to_csv, to_json
 from powerflex_etl.errors import PowerflexError
-from powerflex_etl.query import QueryError, iso_duration, run_query, to_csv, to_json
 
 SAMPLE = """
 select * from (values

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from powerflex_etl.simulator.proof import ProofFigures, run_proof
+from powerflex_etl.proof import ProofFigures, run_proof
 
 # 2021-06-07 (a Monday): sessions from 00:14 to past midnight, two back on one EVSE
 DAY = datetime(2021, 6, 7, tzinfo=UTC)

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from powerflex_etl import dcm
+from powerflex_etl.catalog.build import build_catalog, connect
+from powerflex_etl.ingest import dcm
 from powerflex_etl.report import build_report
 from powerflex_etl.report.charts import CHARTS
 from powerflex_etl.schemas import arrow_schema
-from powerflex_etl.views import build_catalog, connect
 
 DAY0 = datetime(2024, 6, 3, tzinfo=UTC)
 CHART_KEYS = {
@@ -254,12 +254,12 @@ def test_summary_is_json_ready(small_lake: Path, tmp_path: Path) -> None:
 def test_a_catalog_without_the_marts_still_gives_a_report(tmp_path: Path) -> None:
     import shutil
 
-    from powerflex_etl import views
+    from powerflex_etl.catalog import build as views
 
     lake = tmp_path / "lake"
     _write_lake(lake)
     # a catalog built from the staging views only, as an older version would have left it
-    sql = Path(views.__file__).resolve().parent.parent / "sql"
+    sql = views.SQL_DIR
     shutil.copytree(sql / "staging", tmp_path / "sql" / "staging")
     (tmp_path / "sql" / "marts").mkdir()
     build_catalog(str(lake), sql_dir=tmp_path / "sql")

@@ -6,8 +6,8 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
+from powerflex_etl.catalog.build import connect
 from powerflex_etl.report import charts, queries
-from powerflex_etl.views import connect
 from tests.test_report import DAY0, small_lake  # noqa: F401  (a fixture)
 
 

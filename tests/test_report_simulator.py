@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from powerflex_etl import runner
+from powerflex_etl.catalog.build import connect
+from powerflex_etl.ingest import run as runner
 from powerflex_etl.report import build_report
 from powerflex_etl.settings import Settings
-from powerflex_etl.views import connect
 from tests.test_report import CHART_KEYS, _metric, _parse
 
 T0 = datetime(2021, 6, 2, tzinfo=UTC)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from powerflex_etl import runner
 from powerflex_etl.errors import PowerflexError
-from powerflex_etl.lake import Lake
+from powerflex_etl.ingest import run as runner
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import LINEAGE_COLUMNS, MEASUREMENTS
 
 pytestmark = pytest.mark.s3

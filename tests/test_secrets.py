@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from powerflex_etl import runner
-from powerflex_etl.client import PowerflexClient
+from powerflex_etl.api.client import PowerflexClient
+from powerflex_etl.ingest import run as runner
 from powerflex_etl.settings import Settings
 from powerflex_etl.simulator import RunningSimulator, SimulatorConfig, start_simulator
 from tests.fixtures.cli_run import run_cli

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from powerflex_etl.client import PowerflexClient
+from powerflex_etl.api.client import PowerflexClient
 from powerflex_etl.errors import TLSVerificationError
-from powerflex_etl.lake import Lake
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.settings import Settings
 from powerflex_etl.simulator import SimulatorConfig
 from powerflex_etl.simulator.app import create_app

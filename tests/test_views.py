@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from powerflex_etl import schemas
+from powerflex_etl.catalog.build import CATALOG_NAME, SQL_DIR, CatalogError, build_catalog, connect
 from powerflex_etl.errors import ConfigError, LakeError
-from powerflex_etl.views import CATALOG_NAME, SQL_DIR, CatalogError, build_catalog, connect
 
 T0 = datetime(2024, 3, 1, 0, 0, tzinfo=UTC)
 STAGING_VIEWS = sorted(p.stem for p in (SQL_DIR / "staging").glob("*.sql"))

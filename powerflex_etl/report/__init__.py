@@ -7,6 +7,6 @@ by concern: ``queries`` (DuckDB -> small values), ``charts`` (specs, offline SVG
 
 from __future__ import annotations
 
-from .build import ReportSummary, build_report
+from powerflex_etl.report.build import ReportSummary, build_report
 
 __all__ = ["ReportSummary", "build_report"]

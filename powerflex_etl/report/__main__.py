@@ -6,9 +6,9 @@ import argparse
 import sys
 from datetime import datetime
 
-from ..errors import PowerflexError
-from ..windows import parse_time
-from . import build_report
+from powerflex_etl.errors import PowerflexError
+from powerflex_etl.report import build_report
+from powerflex_etl.windows import parse_time
 
 
 def _when(text: str | None, flag: str) -> datetime | None:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", default=None, help="ISO date/datetime, UTC unless it says otherwise")
     p.add_argument("--end", default=None, help="ISO date/datetime, exclusive")
     args = p.parse_args(argv)
-    from ..settings import Settings
+    from powerflex_etl.settings import Settings
 
     s = Settings(**({"lake": args.lake} if args.lake else {}))
     try:

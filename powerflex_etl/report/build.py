@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import LakeError, PowerflexError, redact
-from . import charts as charts_mod
-from .page import page
-from .queries import load
+from powerflex_etl.errors import LakeError, PowerflexError, redact
+from powerflex_etl.report import charts as charts_mod
+from powerflex_etl.report.page import page
+from powerflex_etl.report.queries import load
 
 
 @dataclass
@@ -54,7 +54,7 @@ def build_report(
     empty lake or range gives a valid report that says there is no data. The file is
     written next to ``out`` and renamed into place, so a reader never sees half a report.
     """
-    from ..views import connect
+    from powerflex_etl.catalog.build import connect
 
     t0 = time.perf_counter()
     if start is not None and end is not None and _aware(start) >= _aware(end):

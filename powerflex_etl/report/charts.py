@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .queries import ReportData
+from powerflex_etl.report.queries import ReportData
 
 Spec = dict[str, Any]
 WIDTH = 940

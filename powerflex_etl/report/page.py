@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from html import escape
 
-from .charts import Chart
-from .queries import ReportData
+from powerflex_etl.report.charts import Chart
+from powerflex_etl.report.queries import ReportData
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;

@@ -12,9 +12,9 @@ See ``data.py`` for the id mapping and how real days map onto requested days, an
 
 from __future__ import annotations
 
-from .app import create_app
-from .config import Faults, SimulatorConfig
-from .runner import RunningSimulator, serve, start_simulator
+from powerflex_etl.simulator.app import create_app
+from powerflex_etl.simulator.config import Faults, SimulatorConfig
+from powerflex_etl.simulator.runner import RunningSimulator, serve, start_simulator
 
 __all__ = [
     "Faults",

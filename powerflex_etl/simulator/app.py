@@ -18,11 +18,17 @@ import jwt
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from . import source
-from .config import SimulatorConfig
-from .data import DAY
-from .dcm import BadRequest, DcmState, check_schedule, check_signal, check_targets
-from .encode import Shape, answer
+from powerflex_etl.simulator import source
+from powerflex_etl.simulator.config import SimulatorConfig
+from powerflex_etl.simulator.data import DAY
+from powerflex_etl.simulator.dcm import (
+    BadRequest,
+    DcmState,
+    check_schedule,
+    check_signal,
+    check_targets,
+)
+from powerflex_etl.simulator.encode import Shape, answer
 
 # a truncated answer is cut in half, and never holds more than this
 _TRUNCATE_CAP = 4 * 1024 * 1024

@@ -6,7 +6,7 @@ import re
 import threading
 from typing import Any
 
-from ..schemas import MONTHS
+from powerflex_etl.schemas import MONTHS
 
 # the vendor document's example values
 DEFAULT_TARGETS: dict[str, int] = {m: (123 if m == "Feb" else 200) for m in MONTHS}

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .generate import COLUMNS, FRACTIONAL, ID_COLUMNS, STATES, VERSION, Block
+from powerflex_etl.simulator.generate import COLUMNS, FRACTIONAL, ID_COLUMNS, STATES, VERSION, Block
 
 _STATE_JSON = pa.array([json.dumps(s) for s in STATES])
 

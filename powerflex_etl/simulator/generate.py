@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .data import Evse, MappedSessions
+from powerflex_etl.simulator.data import Evse, MappedSessions
 
 STATES: tuple[str, ...] = ("UNPLUGGED", "NOT CHARGING", "READY", "ADAPTIVE", "IDLE")
 UNPLUGGED, NOT_CHARGING, READY, ADAPTIVE, IDLE = range(5)

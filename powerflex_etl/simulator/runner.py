@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 import uvicorn
 
-from . import source
-from .app import create_app
-from .config import SimulatorConfig
+from powerflex_etl.simulator import source
+from powerflex_etl.simulator.app import create_app
+from powerflex_etl.simulator.config import SimulatorConfig
 
 
 def _epoch(dt: datetime) -> float:

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from .config import SimulatorConfig
-from .data import DAY, Evse, map_sessions, site_evses
-from .encode import constants
-from .generate import COLUMNS, STATES, Block, generate, plan_sessions
+from powerflex_etl.simulator.config import SimulatorConfig
+from powerflex_etl.simulator.data import DAY, Evse, map_sessions, site_evses
+from powerflex_etl.simulator.encode import constants
+from powerflex_etl.simulator.generate import COLUMNS, STATES, Block, generate, plan_sessions
 
 MEASUREMENTS: tuple[str, ...] = tuple(COLUMNS)
 

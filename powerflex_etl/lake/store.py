@@ -32,11 +32,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import lock as _lock
-from .crashpoints import reached as crash_point
-from .errors import LakeError
-from .fsutil import Root, safe_part, safe_token
-from .schemas import (
+from powerflex_etl.errors import LakeError
+from powerflex_etl.lake import lock as _lock
+from powerflex_etl.lake.crashpoints import reached as crash_point
+from powerflex_etl.lake.fs import Root, safe_part, safe_token
+from powerflex_etl.schemas import (
     KEY_COLUMNS,
     LAKE_TABLES,
     LINEAGE_COLUMNS,
@@ -49,7 +49,7 @@ from .schemas import (
     arrow_schema,
     table_schema,
 )
-from .windows import Window, from_us
+from powerflex_etl.windows import Window, from_us
 
 SLOT_HOURS = 6
 SLOT_US = SLOT_HOURS * 3600 * 1_000_000

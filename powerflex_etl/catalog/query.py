@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from .errors import PowerflexError
+from powerflex_etl.errors import PowerflexError
 
 Format = Literal["table", "csv", "json"]
 FORMATS: tuple[str, ...] = ("table", "csv", "json")

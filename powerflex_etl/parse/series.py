@@ -21,9 +21,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .influx_rows import Bad, Piece, SeriesError, Slot, id_text, number_or_reason, rows_piece
-from .influx_time import numbers_to_us, times_to_us
-from .schemas import TIME, Kind
+from powerflex_etl.parse.rows import (
+    Bad,
+    Piece,
+    SeriesError,
+    Slot,
+    id_text,
+    number_or_reason,
+    rows_piece,
+)
+from powerflex_etl.parse.times import numbers_to_us, times_to_us
+from powerflex_etl.schemas import TIME, Kind
 
 __all__ = ["SeriesError", "SeriesPart", "Slot", "decode_series", "slot_of"]
 

@@ -18,9 +18,9 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from .errors import AnswerErrorReported, ParseError, PartialAnswerError
-from .influx_series import SeriesError, SeriesPart, Slot, decode_series
-from .schemas import SPECS, TIME, TIME_TYPE, Kind, source_kinds
+from powerflex_etl.errors import AnswerErrorReported, ParseError, PartialAnswerError
+from powerflex_etl.parse.series import SeriesError, SeriesPart, Slot, decode_series
+from powerflex_etl.schemas import SPECS, TIME, TIME_TYPE, Kind, source_kinds
 
 _PARSE_HINT = "the answer was malformed or truncated; retry the window, or report it if it persists"
 _MAX_QUOTE = 300

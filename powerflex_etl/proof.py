@@ -27,8 +27,8 @@ import duckdb
 import pyarrow as pa
 from pydantic import SecretStr
 
-from .config import SimulatorConfig
-from .runner import start_simulator
+from powerflex_etl.simulator.config import SimulatorConfig
+from powerflex_etl.simulator.runner import start_simulator
 
 START_SAMPLES = 2  # a found session may start this many sample periods after the plug-in
 ENERGY_TOLERANCE = 0.005  # relative, against the telemetry
@@ -241,9 +241,9 @@ def run_proof(
     everything in it).
     """
     # imported here: the simulator package must not need the ingestion stack to serve
-    from ..runner import run
-    from ..settings import Settings
-    from ..views import connect
+    from powerflex_etl.catalog.build import connect
+    from powerflex_etl.ingest.run import run
+    from powerflex_etl.settings import Settings
 
     config = SimulatorConfig(seed=0, sample_period_s=sample_period_s, sites=(site,))
     with tempfile.TemporaryDirectory() as tmp, start_simulator(config) as sim:

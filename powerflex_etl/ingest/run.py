@@ -11,10 +11,17 @@ import time
 from datetime import datetime
 from typing import Any
 
-from .errors import ConfigError
-from .pipeline import RunResult, WindowSummary, committed_keys, new_run_id, plan_run, run_windows
-from .settings import Settings
-from .windows import Window
+from powerflex_etl.errors import ConfigError
+from powerflex_etl.ingest.window import (
+    RunResult,
+    WindowSummary,
+    committed_keys,
+    new_run_id,
+    plan_run,
+    run_windows,
+)
+from powerflex_etl.settings import Settings
+from powerflex_etl.windows import Window
 
 log = logging.getLogger("powerflex_etl.ingest")
 
@@ -63,10 +70,10 @@ def _run_local(
     advance: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
-    from .client import PowerflexClient
-    from .lake import Lake
-    from .state import State
-    from .views import build_catalog
+    from powerflex_etl.api.client import PowerflexClient
+    from powerflex_etl.catalog.build import build_catalog
+    from powerflex_etl.lake.state import State
+    from powerflex_etl.lake.store import Lake
 
     lake = Lake(s.lake)
     state = State(lake)
@@ -128,8 +135,8 @@ def backfill(
     backfill flow on prefect-dask's DaskTaskRunner (a local cluster, or ``dask_address``);
     every worker process builds its own client from its environment.
     """
-    from .lake import Lake
-    from .state import State
+    from powerflex_etl.lake.state import State
+    from powerflex_etl.lake.store import Lake
 
     state = State(Lake(s.lake))
     work = plan_run(state, measurements, start, end, settings=s)
@@ -245,6 +252,6 @@ class _Progress:
 
 
 def parse_optional(value: str | None) -> datetime | None:
-    from .windows import parse_time
+    from powerflex_etl.windows import parse_time
 
     return parse_time(value) if value else None

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .crashpoints import reached as crash_point
-from .errors import LakeError
-from .fsutil import remove_dead_temps
-from .lake import Lake, _check_table
-from .schemas import MEASUREMENTS
-from .windows import Window, as_utc
+from powerflex_etl.errors import LakeError
+from powerflex_etl.lake.crashpoints import reached as crash_point
+from powerflex_etl.lake.fs import remove_dead_temps
+from powerflex_etl.lake.store import Lake, _check_table
+from powerflex_etl.schemas import MEASUREMENTS
+from powerflex_etl.windows import Window, as_utc
 
 
 @dataclass(frozen=True)

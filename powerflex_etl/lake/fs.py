@@ -22,8 +22,8 @@ from typing import Any
 import fsspec
 from fsspec.spec import AbstractFileSystem
 
-from .crashpoints import reached as crash_point
-from .errors import LakeError
+from powerflex_etl.errors import LakeError
+from powerflex_etl.lake.crashpoints import reached as crash_point
 
 # one path component built by the lake: names, date=YYYY-MM-DD, part-HH.parquet, keys
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+\-]{0,199}$")

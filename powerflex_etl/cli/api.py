@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .errors import ConfigError
+from powerflex_etl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from .client import PowerflexClient
+    from powerflex_etl.api.client import PowerflexClient
 
 api_app = typer.Typer(
     help="Call the PowerFlex API directly; answers are printed as JSON.", no_args_is_help=True
@@ -84,8 +84,8 @@ def api_main(
 def _client(ctx: typer.Context) -> PowerflexClient:
     from pydantic import SecretStr, ValidationError
 
-    from .client import PowerflexClient
-    from .settings import Settings
+    from powerflex_etl.api.client import PowerflexClient
+    from powerflex_etl.settings import Settings
 
     conn = ctx.find_object(_Conn) or _Conn()
     overrides: dict[str, Any] = {}
@@ -139,8 +139,8 @@ def measurement_get(
     end: Annotated[str, typer.Option("--end", help="ISO date/datetime, exclusive.")],
 ) -> None:
     """Print the raw answer for start <= time < end, exactly as the API sent it."""
-    from .schemas import MEASUREMENTS
-    from .windows import Window, parse_time
+    from powerflex_etl.schemas import MEASUREMENTS
+    from powerflex_etl.windows import Window, parse_time
 
     if measurement not in MEASUREMENTS:
         raise ConfigError(f"--measurement {measurement!r} is not one of {', '.join(MEASUREMENTS)}")
@@ -161,7 +161,7 @@ def signal_get(
     ] = None,
 ) -> None:
     """Print the site's external signals, or the one named."""
-    from .client import acc_path
+    from powerflex_etl.api.client import acc_path
 
     acc_path(acc_id)
     with _client(ctx) as client:
@@ -182,7 +182,7 @@ def signal_set(
     ],
 ) -> None:
     """Create or change an external signal; prints what the API sends back."""
-    from .client import acc_path, check_signal
+    from powerflex_etl.api.client import acc_path, check_signal
 
     acc_path(acc_id)
     body = check_signal(name, max_load, unit, enabled)
@@ -205,7 +205,7 @@ def load_set(
     kw: Annotated[int, typer.Option("--kw", help="Real-time load of the site, whole kW.")],
 ) -> None:
     """Report the site's real-time load."""
-    from .client import acc_path
+    from powerflex_etl.api.client import acc_path
 
     acc_path(acc_id)
     with _client(ctx) as client:
@@ -215,7 +215,7 @@ def load_set(
 @peak_app.command("get")
 def peak_get(ctx: typer.Context, acc_id: AccId) -> None:
     """Print the target peak power (kW) of every month."""
-    from .client import acc_path
+    from powerflex_etl.api.client import acc_path
 
     acc_path(acc_id)
     with _client(ctx) as client:
@@ -232,7 +232,7 @@ def peak_set(
     ],
 ) -> None:
     """Set the target peak power of some months; prints all twelve."""
-    from .client import acc_path, check_months
+    from powerflex_etl.api.client import acc_path, check_months
 
     acc_path(acc_id)
     months = check_months(parse_months(month))
@@ -252,7 +252,7 @@ def schedule_set(
     ],
 ) -> None:
     """Send a max-power schedule read from a JSON file."""
-    from .client import acc_path, check_schedule
+    from powerflex_etl.api.client import acc_path, check_schedule
 
     acc_path(acc_id)
     try:

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .crashpoints import reached as crash_point
-from .errors import LockError
-from .fsutil import Root, current_machine, process_alive, process_started
+from powerflex_etl.errors import LockError
+from powerflex_etl.lake.crashpoints import reached as crash_point
+from powerflex_etl.lake.fs import Root, current_machine, process_alive, process_started
 
 # how long a remote lease lives without renewal; renewed every third of it while held
 LEASE_SECONDS = 600.0

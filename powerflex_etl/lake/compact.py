@@ -50,9 +50,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import crashpoints
-from .errors import LakeError
-from .lake import (
+from powerflex_etl.errors import LakeError
+from powerflex_etl.ingest.window import check_measurements
+from powerflex_etl.lake import crashpoints
+from powerflex_etl.lake.store import (
     ROW_GROUP_ROWS,
     SLOT_HOURS,
     SLOT_US,
@@ -62,13 +63,11 @@ from .lake import (
     slot_parts,
     unify_schema,
 )
-from .pipeline import check_measurements
-from .schemas import KEY_COLUMNS, REJECTS_SCHEMA, RUN_ID, SPECS, TIME, arrow_schema
-from .settings import Settings
-from .windows import to_us
+from powerflex_etl.schemas import KEY_COLUMNS, REJECTS_SCHEMA, RUN_ID, SPECS, TIME, arrow_schema
+from powerflex_etl.settings import Settings
+from powerflex_etl.windows import to_us
 
 CANONICAL = frozenset(f"part-{h:02d}.parquet" for h in range(0, 24, SLOT_HOURS))
-
 
 
 @dataclass
@@ -142,7 +141,7 @@ def compact_lake(
     for m in targets:
         for prefix in ([m], ["rejects", m]):
             summary.tables.append(_compact_table(lake, m, prefix, before))
-    from .views import build_catalog
+    from powerflex_etl.catalog.build import build_catalog
 
     summary.catalog = str(build_catalog(s.lake, catalog_path=s.catalog_path))
     summary.seconds = time.perf_counter() - t0

@@ -28,11 +28,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import schemas
-from .errors import ConfigError, ParseError
-from .influx import ParsedAnswer
-from .schemas import CHARGING_STATES, INGESTED_AT, REJECTS_SCHEMA, RUN_ID, TIME, TIME_TYPE
-from .windows import Window, as_utc, to_us
+from powerflex_etl import schemas
+from powerflex_etl.errors import ConfigError, ParseError
+from powerflex_etl.parse.answer import ParsedAnswer
+from powerflex_etl.schemas import (
+    CHARGING_STATES,
+    INGESTED_AT,
+    REJECTS_SCHEMA,
+    RUN_ID,
+    TIME,
+    TIME_TYPE,
+)
+from powerflex_etl.windows import Window, as_utc, to_us
 
 # ids end up in file names and SQL-adjacent places downstream: refuse anything that could
 # climb out of a directory or break a line (C0/C1 controls, DEL, separators, "..")

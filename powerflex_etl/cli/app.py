@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli_api import api_app
-from .errors import ConfigError, PowerflexError
+from powerflex_etl.cli.api import api_app
+from powerflex_etl.errors import ConfigError, PowerflexError
 
 app = typer.Typer(
     help="PowerFlex EV-charging telemetry into a Parquet lake with DuckDB views.",
@@ -78,7 +78,7 @@ WindowOpt = Annotated[
 
 
 def _settings(**overrides: Any) -> Any:
-    from .settings import Settings
+    from powerflex_etl.settings import Settings
 
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -126,7 +126,7 @@ def ingest(
     """Ingest measurements over [--start, --end); without --start, incrementally from the watermark."""
     _setup_logging(verbose)
     s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
-    from .runner import run
+    from powerflex_etl.ingest.run import run
 
     report = run(
         s, start=start, end=end, measurements=measurement, engine=engine.value, workers=workers
@@ -166,7 +166,7 @@ def backfill(
     """Ingest a long range in parallel windows; resumes without redoing committed windows."""
     _setup_logging(verbose)
     s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
-    from .runner import backfill as run_backfill
+    from powerflex_etl.ingest.run import backfill as run_backfill
 
     report = run_backfill(
         s,
@@ -194,8 +194,8 @@ def query(
 ) -> None:
     """Run SQL on the lake's views (builds the catalog if missing; opens it read-only)."""
     s = _settings(lake=lake)
-    from .query import run_query
-    from .views import connect
+    from powerflex_etl.catalog.build import connect
+    from powerflex_etl.catalog.query import run_query
 
     con = connect(s.lake, catalog_path=s.catalog_path)
     try:
@@ -219,7 +219,7 @@ def demo(
 ) -> None:
     """Start the embedded simulator, ingest a few days of everything, build the views, summarize."""
     _setup_logging(False)
-    from .demo import run_demo
+    from powerflex_etl.cli.demo import run_demo
 
     run_demo(
         lake=lake or os.environ.get("POWERFLEX_LAKE") or "./lake",
@@ -241,7 +241,7 @@ def simulator(
     ] = 60.0,
 ) -> None:
     """Serve the PowerFlex API simulator alone (Ctrl-C to stop)."""
-    from .simulator import SimulatorConfig, serve
+    from powerflex_etl.simulator import SimulatorConfig, serve
 
     serve(SimulatorConfig(seed=seed, sample_period_s=sample_period), host=host, port=port)
 
@@ -259,7 +259,7 @@ def dcm(
     """Snapshot the DCM endpoints (external signals, target peak power) into the lake."""
     _setup_logging(verbose)
     s = _settings(lake=lake, base_url=base_url)
-    from .dcm import run_snapshot
+    from powerflex_etl.ingest.dcm import run_snapshot
 
     _echo_json(run_snapshot(s, acc_id or None))
 
@@ -273,8 +273,8 @@ def report(
 ) -> None:
     """Write one self-contained HTML report (energy, sessions, site load vs target, utilization)."""
     s = _settings(lake=lake)
-    from .report import build_report
-    from .windows import parse_time
+    from powerflex_etl.report import build_report
+    from powerflex_etl.windows import parse_time
 
     summary = build_report(
         s.lake,
@@ -303,7 +303,7 @@ def compact(
         day = date.fromisoformat(before) if before else None
     except ValueError:
         raise ConfigError(f"--before {before!r} is not a date; use YYYY-MM-DD") from None
-    from .compact import compact_lake
+    from powerflex_etl.lake.compact import compact_lake
 
     summary = compact_lake(s, measurement or None, day)
     for line in summary.lines():
@@ -314,8 +314,8 @@ def compact(
 def state_show(measurement: MeasOpt = None, lake: LakeOpt = None) -> None:
     """Watermarks, last committed window and rows per measurement."""
     s = _settings(lake=lake)
-    from .lake import Lake
-    from .state import State
+    from powerflex_etl.lake.state import State
+    from powerflex_etl.lake.store import Lake
 
     summary = State(Lake(s.lake)).summary()
     if measurement:
@@ -331,9 +331,9 @@ def state_reset(
 ) -> None:
     """Forget watermarks and window records (never the data): the next run starts afresh."""
     s = _settings(lake=lake)
-    from .lake import Lake
-    from .pipeline import check_measurements
-    from .state import State
+    from powerflex_etl.ingest.window import check_measurements
+    from powerflex_etl.lake.state import State
+    from powerflex_etl.lake.store import Lake
 
     targets = check_measurements(measurement)
     if not yes and not typer.confirm(f"reset state of {', '.join(targets)} in {s.lake}?"):
@@ -365,7 +365,7 @@ def main() -> None:
 
 
 def _die(message: str, code: int = 1) -> None:
-    from .errors import redact
+    from powerflex_etl.errors import redact
 
     sys.stdout.flush()
     sys.stderr.write(f"powerflex-etl: error: {redact(message)}\n")

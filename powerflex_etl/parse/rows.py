@@ -15,8 +15,8 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from .influx_time import times_to_us
-from .schemas import TIME
+from powerflex_etl.parse.times import times_to_us
+from powerflex_etl.schemas import TIME
 
 # how a column is decoded: the time, an id/label (string), a number (float64), unknown
 Slot = Literal["time", "id", "num", "any"]

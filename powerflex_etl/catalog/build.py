@@ -36,15 +36,15 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from . import schemas
-from .crashpoints import reached as crash_point
-from .errors import ConfigError, LakeError, PowerflexError
-from .fsutil import remove_dead_temps, temp_name
+from powerflex_etl import schemas
+from powerflex_etl.errors import ConfigError, LakeError, PowerflexError
+from powerflex_etl.lake.crashpoints import reached as crash_point
+from powerflex_etl.lake.fs import remove_dead_temps, temp_name
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-    from .settings import Settings
+    from powerflex_etl.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ TIERS: tuple[str, ...] = ("staging", "marts")
 
 def _sql_dir() -> Path:
     """The repository's sql/ next to the package; from a wheel, ``<prefix>/share/powerflex-etl/sql``."""
-    repo = Path(__file__).resolve().parent.parent / "sql"
+    repo = Path(__file__).resolve().parents[2] / "sql"
     if (repo / "staging").is_dir():
         return repo
     return Path(sys.prefix) / "share" / "powerflex-etl" / "sql"
@@ -142,7 +142,7 @@ def default_catalog_path(lake: LakeRef, catalog_path: str | None = None) -> Path
 
 
 def _settings() -> Settings:
-    from .settings import Settings
+    from powerflex_etl.settings import Settings
 
     # mypy without the pydantic plugin reads Field(default, gt=...) as required arguments
     return Settings()  # type: ignore[call-arg]

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from powerflex_etl.errors import (
     AnswerTooLargeError,
     ConfigError,
     PartialAnswerError,
@@ -24,14 +24,14 @@ from .errors import (
     RetryableApiError,
     WindowError,
 )
-from .schemas import MEASUREMENTS
-from .windows import Window, as_utc, parse_time, split
+from powerflex_etl.schemas import MEASUREMENTS
+from powerflex_etl.windows import Window, as_utc, parse_time, split
 
 if TYPE_CHECKING:
-    from .client import PowerflexClient
-    from .lake import Lake
-    from .settings import Settings
-    from .state import State
+    from powerflex_etl.api.client import PowerflexClient
+    from powerflex_etl.lake.state import State
+    from powerflex_etl.lake.store import Lake
+    from powerflex_etl.settings import Settings
 
 log = logging.getLogger("powerflex_etl.ingest")
 
@@ -183,9 +183,9 @@ def ingest_window(
     Raises a :class:`PowerflexError` naming the measurement and window when it cannot be
     ingested; nothing of that window is committed then.
     """
-    from .influx import parse_answer
-    from .normalize import Scope, normalize
-    from .state import WindowRecord
+    from powerflex_etl.lake.state import WindowRecord
+    from powerflex_etl.parse.answer import parse_answer
+    from powerflex_etl.parse.normalize import Scope, normalize
 
     t0 = time.perf_counter()
     summary = WindowSummary(measurement, window.start.isoformat(), window.end.isoformat())

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from .errors import ConfigError, LakeError, ParseError
-from .schemas import DCM_SCHEMAS, MONTHS, RUN_ID
+from powerflex_etl.errors import ConfigError, LakeError, ParseError
+from powerflex_etl.schemas import DCM_SCHEMAS, MONTHS, RUN_ID
 
 if TYPE_CHECKING:
-    from .lake import Lake
-    from .settings import Settings
+    from powerflex_etl.lake.store import Lake
+    from powerflex_etl.settings import Settings
 
 _MONTH_NUM = {m.lower(): i for i, m in enumerate(MONTHS, start=1)}
 LOAD_UNITS: tuple[str, ...] = ("kW", "A")
@@ -283,10 +283,10 @@ def run_snapshot(
     acc_ids: the ones given, else the ``POWERFLEX_ACC_ID`` scope, else every acc_id of
     the lake's ct_response. Returns :func:`snapshot`'s summary plus ``catalog``.
     """
-    from .client import PowerflexClient
-    from .lake import Lake
-    from .pipeline import new_run_id
-    from .views import build_catalog
+    from powerflex_etl.api.client import PowerflexClient
+    from powerflex_etl.catalog.build import build_catalog
+    from powerflex_etl.ingest.window import new_run_id
+    from powerflex_etl.lake.store import Lake
 
     ids = list(acc_ids or settings.acc_id or acc_ids_in_lake(settings.lake))
     for a in ids:

@@ -25,7 +25,8 @@ import urllib3.exceptions
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
-from .errors import (
+from powerflex_etl.api.auth import backoff_s, parse_retry_after, refresh_at, token_times
+from powerflex_etl.errors import (
     AnswerTooLargeError,
     AuthError,
     ConfigError,
@@ -34,10 +35,9 @@ from .errors import (
     TLSVerificationError,
     register_secret,
 )
-from .jwt_util import backoff_s, parse_retry_after, refresh_at, token_times
-from .schemas import MEASUREMENTS, MONTHS
-from .settings import Settings
-from .windows import Window
+from powerflex_etl.schemas import MEASUREMENTS, MONTHS
+from powerflex_etl.settings import Settings
+from powerflex_etl.windows import Window
 
 log = logging.getLogger(__name__)
 

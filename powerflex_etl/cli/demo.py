@@ -11,9 +11,9 @@ import typer
 
 def run_demo(*, lake: str, days: int = 3, seed: int = 1, engine: str = "prefect") -> dict[str, Any]:
     """Ingest ``days`` whole UTC days (ending today 00:00) from a fresh simulator into ``lake``."""
-    from .runner import run
-    from .settings import Settings
-    from .simulator import SimulatorConfig, start_simulator
+    from powerflex_etl.ingest.run import run
+    from powerflex_etl.settings import Settings
+    from powerflex_etl.simulator import SimulatorConfig, start_simulator
 
     config = SimulatorConfig(seed=seed)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -40,7 +40,7 @@ def run_demo(*, lake: str, days: int = 3, seed: int = 1, engine: str = "prefect"
             workers=4,
         )
         # the DCM targets, so monthly_peak can set each site's peak beside its target
-        from .dcm import run_snapshot
+        from powerflex_etl.ingest.dcm import run_snapshot
 
         run_snapshot(s)
     summary = _summarize(lake, report)
@@ -49,7 +49,7 @@ def run_demo(*, lake: str, days: int = 3, seed: int = 1, engine: str = "prefect"
 
 
 def _summarize(lake: str, report: dict[str, Any]) -> dict[str, Any]:
-    from .views import connect
+    from powerflex_etl.catalog.build import connect
 
     con = connect(lake)
     out: dict[str, Any] = {
@@ -69,7 +69,9 @@ def _summarize(lake: str, report: dict[str, Any]) -> dict[str, Any]:
             }
         views = {
             r[0]
-            for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()
+            for r in con.execute(
+                "select view_name from duckdb_views() where not internal"
+            ).fetchall()
         }
         if "charging_sessions" in views:
             n, kwh = con.execute(
@@ -90,7 +92,7 @@ def _summarize(lake: str, report: dict[str, Any]) -> dict[str, Any]:
 
 def _try_report(lake: str) -> str | None:
     try:
-        from .report import build_report
+        from powerflex_etl.report import build_report
     except ImportError:
         return None
     path = os.path.join(lake, "report.html")
