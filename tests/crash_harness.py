@@ -30,11 +30,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from powerflex_etl.catalog.build import build_catalog, connect, default_catalog_path, resolve_lake
+from powerflex_etl.catalog.build import build_catalog, connect, default_catalog_path
 from powerflex_etl.ingest.window import RunResult, plan_run, run_windows
 from powerflex_etl.lake import crashpoints
+from powerflex_etl.lake.layout import SLOT_US
 from powerflex_etl.lake.state import State
-from powerflex_etl.lake.store import SLOT_US, Lake
+from powerflex_etl.lake.store import Lake
+from powerflex_etl.lake.url import LakeUrl
 from powerflex_etl.schemas import KEY_COLUMNS, LINEAGE_COLUMNS, TIME, arrow_schema
 from powerflex_etl.settings import Settings
 from powerflex_etl.windows import to_us
@@ -343,7 +345,7 @@ def check_converged(lake_url: str, catalog: str, expected: Expected) -> None:
         assert litter == [], f"staging left behind: {litter}"
         temps = glob.glob(os.path.join(glob.escape(lake.url), "**", ".*.tmp*"), recursive=True)
         assert temps == [], f"temporary files left behind: {temps}"
-    where = default_catalog_path(resolve_lake(lake_url), catalog)
+    where = default_catalog_path(LakeUrl.parse(lake_url), catalog)
     temps = glob.glob(os.path.join(glob.escape(str(where.parent)), f".{where.name}.*"))
     assert temps == [], f"temporary catalogs left behind: {temps}"
     if lake.root.local:  # on S3 the views were checked after the crash (slow to read there)

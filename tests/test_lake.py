@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from powerflex_etl.errors import LakeError
-from powerflex_etl.lake.store import Lake, slot_starts
+from powerflex_etl.lake.layout import slot_starts
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import DCM_SCHEMAS
 from powerflex_etl.windows import Window
 from tests.test_lake_helpers import (

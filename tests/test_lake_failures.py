@@ -13,15 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from powerflex_etl.errors import LakeError
 from powerflex_etl.lake import crashpoints
-from powerflex_etl.lake import store as lake_mod
+from powerflex_etl.lake import staging as staging_mod
+from powerflex_etl.lake.layout import SLOT_US, slot_parts, slot_starts
 from powerflex_etl.lake.state import State, WindowRecord
-from powerflex_etl.lake.store import SLOT_US, Lake, slot_parts, slot_starts
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.windows import Window, from_us
 from tests.test_lake_helpers import (
     NO_REJECTS,
@@ -62,7 +64,7 @@ def test_writer_failing_after_first_slot_leaves_every_file_byte_identical(
     lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = snapshot_files(lake.url)
-    real = lake_mod.write_parquet
+    real = staging_mod.write_parquet
     calls = []
 
     def flaky(table: pa.Table, where: Any, dictionary: Any) -> None:
@@ -71,7 +73,7 @@ def test_writer_failing_after_first_slot_leaves_every_file_byte_identical(
             raise Boom("disk full")
         real(table, where, dictionary)
 
-    monkeypatch.setattr(lake_mod, "write_parquet", flaky)
+    monkeypatch.setattr(staging_mod, "write_parquet", flaky)
     w = win(3, 21)  # four slots
     with pytest.raises(Boom):
         lake.commit_window(
@@ -117,7 +119,7 @@ def test_each_slot_is_old_or_new_at_every_step(lake: Lake, monkeypatch: pytest.M
     seen: dict[str, set[float]] = {}
 
     def look(point: str) -> None:
-        powers = set(lake_mod.pq.read_table(path).column("power_kw").to_pylist())
+        powers = set(pq.read_table(path).column("power_kw").to_pylist())
         seen[point] = powers
 
     monkeypatch.setattr(crashpoints, "HOOK", look)
@@ -295,7 +297,7 @@ def _dead_pid() -> int:
 
 
 def test_temp_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path: Any) -> None:
-    from powerflex_etl.lake.fs import remove_dead_temps, temp_name
+    from powerflex_etl.lake.procs import remove_dead_temps, temp_name
 
     live = temp_name("ct_response.json")
     dead = live.replace(f"-{os.getpid()}.", f"-{_dead_pid()}.")

@@ -29,7 +29,6 @@ import sys
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from glob import glob
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,18 +37,17 @@ import pyarrow as pa
 
 from powerflex_etl import schemas
 from powerflex_etl.errors import ConfigError, LakeError, PowerflexError
+from powerflex_etl.lake import layout
 from powerflex_etl.lake.crashpoints import reached as crash_point
-from powerflex_etl.lake.fs import remove_dead_temps, temp_name
+from powerflex_etl.lake.layout import CATALOG_NAME, SITES_NAME
+from powerflex_etl.lake.procs import remove_dead_temps, temp_name
+from powerflex_etl.lake.url import LakeUrl
 
 if TYPE_CHECKING:
-    from fsspec import AbstractFileSystem
-
     from powerflex_etl.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CATALOG_NAME = "powerflex.duckdb"
-SITES_NAME = "sites.toml"
 TIERS: tuple[str, ...] = ("staging", "marts")
 
 
@@ -79,8 +77,6 @@ STATE_RECORDS: dict[str, tuple[tuple[str, str], ...]] = {
 
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\(\s*'([^']*)'\s*\)\s*\}\}")
 _VIEW_NAME = re.compile(r"[a-z_][a-z0-9_]*")
-# DuckDB expands these in read_parquet paths and offers no escape for them
-_GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 class CatalogError(LakeError):
@@ -89,47 +85,7 @@ class CatalogError(LakeError):
     hint = "fix the SQL file named; the previous catalog, if any, is left in place"
 
 
-@dataclass(frozen=True)
-class LakeRef:
-    """Where a lake is: an absolute local path, or an fsspec URL with its filesystem."""
-
-    url: str
-    fs: AbstractFileSystem | None = None
-
-    @property
-    def is_local(self) -> bool:
-        return self.fs is None
-
-    def join(self, *parts: str) -> str:
-        return "/".join((self.url, *parts))
-
-    def has_files(self, pattern: str) -> bool:
-        if self.fs is None:
-            return bool(glob(pattern))
-        return bool(self.fs.glob(pattern))
-
-
-def resolve_lake(lake: str, storage_options: dict[str, Any] | None = None) -> LakeRef:
-    """An absolute path for a local lake (so the catalog works from any directory), else a URL."""
-    if lake.startswith("file://"):
-        lake = lake[len("file://") :]
-    if "://" in lake:
-        import fsspec
-
-        protocol = lake.split("://", 1)[0]
-        fs = fsspec.filesystem(protocol, **(storage_options or {}))
-        ref = LakeRef(lake.rstrip("/"), fs)
-    else:
-        ref = LakeRef(str(Path(lake).expanduser().resolve()))
-    if _GLOB_CHARS.search(ref.url):
-        raise LakeError(
-            f"lake path {ref.url!r} contains *, ? or [, which DuckDB reads as a glob",
-            hint="move the lake to a path without them",
-        )
-    return ref
-
-
-def default_catalog_path(lake: LakeRef, catalog_path: str | None = None) -> Path:
+def default_catalog_path(lake: LakeUrl, catalog_path: str | None = None) -> Path:
     """Inside a local lake; for an object store: the given path, the setting, else a cache file."""
     if lake.is_local:
         return Path(lake.url) / CATALOG_NAME
@@ -188,19 +144,16 @@ def empty_relation(columns: Iterable[tuple[str, str]]) -> str:
     return f"(select {cols} where false)"
 
 
-def template_pattern(lake: LakeRef, func: str, arg: str) -> str:
+def template_pattern(lake: LakeUrl, func: str, arg: str) -> str:
     """The file glob a template reads; raises :class:`CatalogError` for an unknown one."""
     if func == "source":
         if arg not in schemas.LAKE_TABLES:
             raise CatalogError(f"source('{arg}') is not a lake table; known: {schemas.LAKE_TABLES}")
-        if arg == "rejects":
-            # rejects/<measurement>/date=.../part-HH.parquet
-            return lake.join("rejects", "*", "*", "*.parquet")
-        return lake.join(arg, "*", "*.parquet")
+        return lake.join(*layout.data_glob(arg))
     if func == "state_records":
         if arg not in STATE_RECORDS:
             raise CatalogError(f"state_records('{arg}') is unknown; known: {tuple(STATE_RECORDS)}")
-        return lake.join("_state", arg, "*", "*.json")
+        return lake.join(*layout.state_records_glob(arg))
     raise CatalogError(f"unknown template {{{{ {func}(...) }}}}")
 
 
@@ -224,7 +177,7 @@ def render_state_records(pattern: str, kind: str, has_files: bool) -> str:
     return f"read_json({sql_literal(pattern)}, format = 'auto', columns = {{{spec}}})"
 
 
-def render(sql: str, lake: LakeRef, seen: dict[str, bool] | None = None) -> str:
+def render(sql: str, lake: LakeUrl, seen: dict[str, bool] | None = None) -> str:
     """Expand the templates of one SQL file; anything else between braces is an error.
 
     ``seen`` collects each glob read and whether it matched files when rendered, so
@@ -275,7 +228,7 @@ def _first_line(err: BaseException) -> str:
 def create_views(
     con: duckdb.DuckDBPyConnection,
     files: list[ViewFile],
-    lake: LakeRef,
+    lake: LakeUrl,
     seen: dict[str, bool] | None = None,
 ) -> None:
     """Create every view, retrying failures until a fixpoint, so files may depend on each other
@@ -325,7 +278,7 @@ def read_sites(text: str, origin: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _sites_text(lake: LakeRef, sites_file: str | None) -> tuple[str, str] | None:
+def _sites_text(lake: LakeUrl, sites_file: str | None) -> tuple[str, str] | None:
     if sites_file is None:
         sites_file = _settings().sites_file
     if sites_file:
@@ -334,7 +287,7 @@ def _sites_text(lake: LakeRef, sites_file: str | None) -> tuple[str, str] | None
             raise ConfigError(f"sites file {path} not found", hint="fix POWERFLEX_SITES_FILE")
         return path.read_text(encoding="utf-8"), str(path)
     in_lake = lake.join(SITES_NAME)
-    if lake.fs is None:
+    if lake.is_local:
         p = Path(in_lake)
         return (p.read_text(encoding="utf-8"), in_lake) if p.is_file() else None
     if not lake.fs.exists(in_lake):
@@ -344,7 +297,7 @@ def _sites_text(lake: LakeRef, sites_file: str | None) -> tuple[str, str] | None
 
 
 def create_sites(
-    con: duckdb.DuckDBPyConnection, lake: LakeRef, sites_file: str | None = None
+    con: duckdb.DuckDBPyConnection, lake: LakeUrl, sites_file: str | None = None
 ) -> int:
     """Create the ``sites(acc_id, name, tz)`` table; empty when there is no sites file."""
     con.execute("create or replace table sites(acc_id varchar, name varchar, tz varchar)")
@@ -365,9 +318,9 @@ def create_sites(
     return len(rows)
 
 
-def _prepare(con: duckdb.DuckDBPyConnection, lake: LakeRef) -> None:
+def _prepare(con: duckdb.DuckDBPyConnection, lake: LakeUrl) -> None:
     con.execute("set TimeZone = 'UTC'")
-    if lake.fs is not None:
+    if not lake.is_local:
         con.register_filesystem(lake.fs)
 
 
@@ -395,7 +348,7 @@ def build_catalog(
     inside). ``sites_file`` defaults to the setting, else ``<lake>/sites.toml``. Raises
     :class:`CatalogError` when a view does not bind; the old catalog then stays as it was.
     """
-    ref = resolve_lake(lake, storage_options)
+    ref = LakeUrl.parse(lake, storage_options).duckdb_safe()
     if ref.is_local and not Path(ref.url).is_dir():
         raise LakeError(f"no lake at {ref.url}", hint="run `powerflex-etl ingest` or pass --lake")
     target = default_catalog_path(ref, catalog_path)
@@ -440,7 +393,7 @@ def build_catalog(
     return target
 
 
-def _outgrown(con: duckdb.DuckDBPyConnection, lake: LakeRef) -> dict[str, str | None] | None:
+def _outgrown(con: duckdb.DuckDBPyConnection, lake: LakeUrl) -> dict[str, str | None] | None:
     """The build arguments to rebuild with when the catalog no longer fits the lake, else None.
 
     A view over a table that had no file is an empty relation, and one over files that are
@@ -475,7 +428,7 @@ def connect(
     """
     if lake is None:
         lake = _settings().lake
-    ref = resolve_lake(lake, storage_options)
+    ref = LakeUrl.parse(lake, storage_options).duckdb_safe()
     path = default_catalog_path(ref, catalog_path)
     if not path.is_file():
         build_catalog(lake, catalog_path=catalog_path, storage_options=storage_options)
@@ -498,7 +451,7 @@ def connect(
     return _open(path, ref)
 
 
-def _open(path: Path, lake: LakeRef) -> duckdb.DuckDBPyConnection:
+def _open(path: Path, lake: LakeUrl) -> duckdb.DuckDBPyConnection:
     # Attached to a fresh in-memory database rather than duckdb.connect(path): DuckDB caches
     # one database instance per path in a process, so a second connect() would keep reading
     # the catalog file that a rebuild has since replaced.

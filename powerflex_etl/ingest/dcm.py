@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from powerflex_etl.errors import ConfigError, LakeError, ParseError
+from powerflex_etl.errors import ConfigError, ParseError
 from powerflex_etl.schemas import DCM_SCHEMAS, MONTHS, RUN_ID
 
 if TYPE_CHECKING:
@@ -238,37 +238,11 @@ def snapshot(
 
 
 def acc_ids_in_lake(lake: Lake | str) -> list[str]:
-    """Every distinct, non-null ``acc_id`` in the lake's ``ct_response`` files, sorted.
+    """Every distinct, non-null ``acc_id`` in the lake's ``ct_response`` files, sorted (``[]``
+    without any); see :meth:`Lake.acc_ids`."""
+    from powerflex_etl.lake.store import Lake
 
-    Reads only that column of the Parquet files (local or through fsspec); a lake
-    without ct_response gives ``[]``.
-    """
-    import fsspec
-    import pyarrow.dataset as ds
-
-    url = lake if isinstance(lake, str) else lake.url
-    fs, root = fsspec.core.url_to_fs(url.rstrip("/") + "/ct_response")
-    try:
-        # staged or hidden files are not part of the lake yet
-        files = sorted(
-            p
-            for p in fs.find(root)
-            if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith((".", "_"))
-        )
-    except FileNotFoundError:
-        return []
-    if not files:
-        return []
-    try:
-        dataset = ds.dataset(files, filesystem=fs, format="parquet")
-        column = dataset.to_table(columns=["acc_id"]).column("acc_id")
-    except (OSError, pa.ArrowInvalid, KeyError) as err:
-        raise LakeError(
-            f"dcm: cannot read acc_id from {url}/ct_response: {err}",
-            hint="check the lake path, or pass --acc-id explicitly",
-        )
-    values = column.cast(pa.string()).unique().drop_null().to_pylist()
-    return sorted(str(v) for v in values)
+    return (Lake(lake) if isinstance(lake, str) else lake).acc_ids()
 
 
 def run_snapshot(

@@ -6,7 +6,8 @@ partition holds at most four files, each written once with zstd and ~128k-row gr
 Partitions go wrong only when something else wrote into them:
 
 * *foreign files*: any other ``*.parquet`` in a partition, e.g. ``part-01.parquet`` of an
-  hourly layout, or files copied in by another tool. The views read them (``*.parquet``)
+  hourly layout, or files copied in by another tool. The views read them (every data file,
+  ``layout.data_glob``)
   but ``commit_window`` never does, so a rerun of their window would double their rows;
 * *badly written slot files*: the canonical name, but many small row groups or another codec.
 
@@ -37,14 +38,11 @@ twice, and a crash there leaves them twice until ``compact`` runs again, which c
 
 from __future__ import annotations
 
-import math
 import os
-import shutil
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -52,22 +50,13 @@ import pyarrow.compute as pc
 
 from powerflex_etl.errors import LakeError
 from powerflex_etl.ingest.window import check_measurements
-from powerflex_etl.lake import crashpoints
-from powerflex_etl.lake.store import (
-    ROW_GROUP_ROWS,
-    SLOT_HOURS,
-    SLOT_US,
-    Lake,
-    _Planned,
-    conform,
-    slot_parts,
-    unify_schema,
-)
-from powerflex_etl.schemas import KEY_COLUMNS, REJECTS_SCHEMA, RUN_ID, SPECS, TIME, arrow_schema
+from powerflex_etl.lake import layout
+from powerflex_etl.lake.layout import REJECTS, SLOT_NAMES, SLOT_US
+from powerflex_etl.lake.parquet import dictionary_columns, merge, well_written
+from powerflex_etl.lake.staging import StagedFile, Staging
+from powerflex_etl.lake.store import Lake
+from powerflex_etl.schemas import KEY_COLUMNS, REJECTS_SCHEMA, TIME, arrow_schema
 from powerflex_etl.settings import Settings
-from powerflex_etl.windows import to_us
-
-CANONICAL = frozenset(f"part-{h:02d}.parquet" for h in range(0, 24, SLOT_HOURS))
 
 
 @dataclass
@@ -139,8 +128,8 @@ def compact_lake(
         raise LakeError(f"compact: no lake at {lake.url}", hint="pass --lake or run ingest first")
     summary = CompactSummary(lake.url, before)
     for m in targets:
-        for prefix in ([m], ["rejects", m]):
-            summary.tables.append(_compact_table(lake, m, prefix, before))
+        for name in (m, REJECTS):
+            summary.tables.append(_compact_table(lake, m, name, before))
     from powerflex_etl.catalog.build import build_catalog
 
     summary.catalog = str(build_catalog(s.lake, catalog_path=s.catalog_path))
@@ -159,52 +148,31 @@ class _File:
     healthy: bool
 
 
-def _partition_day(dirname: str) -> date | None:
-    if not dirname.startswith("date="):
-        return None
-    try:
-        return date.fromisoformat(dirname[len("date=") :])
-    except ValueError:
-        return None  # not ours: leave it alone
-
-
-def _scan(lake: Lake, prefix: list[str], dirname: str) -> list[_File]:
-    root = lake.root
+def _scan(lake: Lake, name: str, m: str, partition: str) -> list[_File]:
     out = []
-    for p in root.glob([*prefix, dirname, "*.parquet"]):
-        name = p.rsplit("/", 1)[-1]
+    for p in lake.data_files(name, measurement=m, partition=partition):
         try:
-            meta = lake._parquet(p).metadata
-        except FileNotFoundError:
+            meta = lake.parquet_metadata(p)
+        except LakeError as err:
+            raise LakeError(f"compact: {err}")
+        if meta is None:
             continue  # replaced or removed since the listing
-        except (OSError, pa.ArrowInvalid) as err:
-            raise LakeError(
-                f"compact: cannot read {root.rel(p)}: {err}; move the file aside and rerun"
-            )
-        codecs = {
-            meta.row_group(i).column(j).compression
-            for i in range(meta.num_row_groups)
-            for j in range(meta.num_columns)
-        }
-        wanted = max(1, math.ceil(meta.num_rows / ROW_GROUP_ROWS))
-        healthy = meta.num_row_groups <= wanted and codecs <= {"ZSTD"}
-        out.append(_File(p, name, meta.num_rows, healthy))
+        out.append(_File(p, p.rsplit("/", 1)[-1], meta.num_rows, well_written(meta)))
     return out
 
 
 def _needs_work(files: list[_File]) -> bool:
-    return any(f.name not in CANONICAL or not f.healthy for f in files)
+    return any(f.name not in SLOT_NAMES or not f.healthy for f in files)
 
 
-def _compact_table(lake: Lake, m: str, prefix: list[str], before: date | None) -> TableCompaction:
-    root = lake.root
-    result = TableCompaction("/".join(prefix))
-    for d in root.glob([*prefix, "date=*"]):
-        dirname = d.rstrip("/").rsplit("/", 1)[-1]
-        day = _partition_day(dirname)
+def _compact_table(lake: Lake, m: str, name: str, before: date | None) -> TableCompaction:
+    """Compact table ``name`` (``m`` itself, or ``"rejects"``: ``m``'s rejects)."""
+    result = TableCompaction("/".join(layout.table_dir(name, m)))
+    for partition in lake.partitions(name, measurement=m):
+        day = layout.parse_date_dir(partition)
         if day is None or (before is not None and day >= before):
             continue
-        files = _scan(lake, prefix, dirname)
+        files = _scan(lake, name, m, partition)
         if not files:
             continue
         result.partitions += 1
@@ -215,9 +183,10 @@ def _compact_table(lake: Lake, m: str, prefix: list[str], before: date | None) -
             result.rows_before += n
             result.rows_after += n
             continue
-        with lake.lock(m, run_id=f"compact-{uuid.uuid4().hex[:8]}") as held:
+        run_id = f"compact-{uuid.uuid4().hex[:8]}"
+        with lake.lock(m, run_id=run_id) as held:
             # scanned again under the lock: an ingest may have changed the partition meanwhile
-            files = _scan(lake, prefix, dirname)
+            files = _scan(lake, name, m, partition)
             before_rows = sum(f.rows for f in files)
             result.files_before += len(files)
             result.rows_before += before_rows
@@ -225,17 +194,15 @@ def _compact_table(lake: Lake, m: str, prefix: list[str], before: date | None) -
                 result.files_after += len(files)
                 result.rows_after += before_rows
                 continue
-            after_files, after_rows, dropped = _rewrite(lake, m, prefix, day, files, held.check)
+            # staged where the lake stages a commit of ``m``: a killed compaction's files are
+            # then removed by the next commit of ``m``, under its lock
+            with lake.staging(held, run_id) as stage:
+                after_files, after_rows, dropped = _rewrite(lake, stage, m, name, day, files)
         result.partitions_rewritten += 1
         result.files_after += after_files
         result.rows_after += after_rows
         result.duplicates_dropped += dropped
     return result
-
-
-def _slot_of_name(day: date, name: str) -> int:
-    hour = int(name[len("part-") : len("part-") + 2])
-    return to_us(datetime(day.year, day.month, day.day, hour, tzinfo=UTC))
 
 
 def _split_by_slot(table: pa.Table, default_slot: int) -> dict[int, pa.Table]:
@@ -273,81 +240,52 @@ def _dedupe(table: pa.Table, keys: list[str]) -> tuple[pa.Table, int]:
     return table.take(keep), n - len(first)
 
 
-def _dictionary(prefix: list[str], m: str) -> list[str]:
-    if prefix[0] == "rejects":
-        return ["measurement", "reason", RUN_ID]
-    return [f.column for f in SPECS[m] if f.kind in ("id", "state")] + [RUN_ID]
-
-
 def _rewrite(
-    lake: Lake,
-    m: str,
-    prefix: list[str],
-    day: date,
-    files: list[_File],
-    check: Callable[[], None],
+    lake: Lake, stage: Staging, m: str, name: str, day: date, files: list[_File]
 ) -> tuple[int, int, int]:
     """Rewrite one partition (under the lock). Returns (files, rows, duplicates dropped) after."""
-    root = lake.root
-    rejects = prefix[0] == "rejects"
-    keys = ["reject_id"] if rejects else list(KEY_COLUMNS)
-    base = REJECTS_SCHEMA if rejects else arrow_schema(m)
-    day_slot = to_us(datetime(day.year, day.month, day.day, tzinfo=UTC))
+    directory = layout.table_dir(name, m)
+    keys = ["reject_id"] if name == REJECTS else list(KEY_COLUMNS)
+    base = REJECTS_SCHEMA if name == REJECTS else arrow_schema(m)
     # per target slot: the slot file's own rows first (they win over a foreign copy), then foreign
     parts: dict[int, list[pa.Table]] = {}
     present: set[int] = set()
     foreign: list[str] = []
-    for f in sorted(files, key=lambda f: (f.name not in CANONICAL, f.name)):
-        table = lake._read_file(f.path)
-        if f.name in CANONICAL:
-            slot = _slot_of_name(day, f.name)
+    for f in sorted(files, key=lambda f: (f.name not in SLOT_NAMES, f.name)):
+        table = lake.read_file(f.path)
+        slot = layout.slot_start(day, f.name)
+        if slot is not None:
             parts.setdefault(slot, []).insert(0, table)
             present.add(slot)
         else:
             foreign.append(f.path)
-            for slot, rows in _split_by_slot(table, day_slot).items():
+            for slot, rows in _split_by_slot(table, layout.day_start(day)).items():
                 parts.setdefault(slot, []).append(rows)
     # foreign rows may belong to a slot of another date partition: merge with its file too
     for slot in parts:
         if slot not in present:
-            date_part, name = slot_parts(slot)
-            other = lake._read_if_exists(root.path(*prefix, date_part, name))
+            other = lake.read_if_exists(lake.root.path(*layout.slot_file(directory, slot)))
             if other is not None:
                 parts[slot].insert(0, other)
-    # staged where the lake stages a commit of ``m``: a killed compaction's files are then
-    # removed by the next commit of ``m``, under its lock
-    stage_dir = lake._stage_dir(m, f"compact-{uuid.uuid4().hex[:8]}")
-    try:
-        staged: list[_Planned] = []
-        dropped = 0
-        here: set[str] = set()
-        for slot, tables in sorted(parts.items()):
-            date_part, name = slot_parts(slot)
-            final = root.path(*prefix, date_part, name)
-            schema = unify_schema(
-                base, [t.schema for t in tables], what=f"compact {root.rel(final)}"
-            )
-            merged = pa.concat_tables([conform(t, schema) for t in tables])
-            merged, n_dropped = _dedupe(merged, keys)
-            dropped += n_dropped
-            merged = merged.sort_by([(c, "ascending") for c in keys])
-            if merged.num_rows and date_part == f"date={day.isoformat()}":
-                here.add(name)
-            plan = _Planned(root.rel(final), final)
-            if merged.num_rows:  # else: nothing staged, the slot file is removed
-                lake._stage(plan, merged, _dictionary(prefix, m), stage_dir)
-            staged.append(plan)
-        for plan in staged:
-            check()
-            lake._put(plan)
-            crashpoints.reached(f"compact_replaced:{plan.rel}")
-        for path in foreign:
-            check()
-            root.remove(path)
-            crashpoints.reached(f"compact_removed:{root.rel(path)}")
-    finally:
-        if stage_dir is not None:
-            shutil.rmtree(stage_dir, ignore_errors=True)
+    staged: list[StagedFile] = []
+    dropped = 0
+    here: set[str] = set()
+    for slot, tables in sorted(parts.items()):
+        target = layout.slot_file(directory, slot)
+        merged = merge(base, tables, what=f"compact {'/'.join(target)}")
+        merged, n_dropped = _dedupe(merged, keys)
+        dropped += n_dropped
+        merged = merged.sort_by([(c, "ascending") for c in keys])
+        date_part, slot_name = layout.slot_parts(slot)
+        if merged.num_rows and date_part == layout.date_dir(day):
+            here.add(slot_name)
+        # an empty result stages a removal of the slot file
+        staged.append(
+            stage.stage(target, merged if merged.num_rows else None, dictionary_columns(name))
+        )
+    stage.put_all(staged, after="compact_replaced")
+    for path in foreign:
+        stage.remove(path, after="compact_removed")
     # rows moved to another date's partition (a foreign file in the wrong place) are
     # counted here, where they were found
     return len(here), sum(f.rows for f in files) - dropped, dropped

@@ -35,8 +35,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from powerflex_etl.errors import LockError
+from powerflex_etl.lake import layout
 from powerflex_etl.lake.crashpoints import reached as crash_point
-from powerflex_etl.lake.fs import Root, current_machine, process_alive, process_started
+from powerflex_etl.lake.fs import Root
+from powerflex_etl.lake.procs import current_machine, process_alive, process_started
 
 # how long a remote lease lives without renewal; renewed every third of it while held
 LEASE_SECONDS = 600.0
@@ -75,7 +77,7 @@ def _entry(key: str) -> _Entry:
 
 def lock_path(root: Root, measurement: str) -> str:
     """Where the lock (or lease) of ``measurement`` lives."""
-    return root.path("_locks", f"{measurement}.lock")
+    return root.path(*layout.lock_file(measurement))
 
 
 def owner_dead(info: dict[str, Any]) -> bool:
@@ -279,7 +281,7 @@ def _acquire_lease(
             return lease
         if time.monotonic() >= deadline:
             raise LockError(
-                f"{measurement}: lease {root.uri('_locks', measurement + '.lock')} is held by "
+                f"{measurement}: lease {root.uri(*layout.lock_file(measurement))} is held by "
                 f"{_describe(holder)}; timed out waiting"
             )
         delay = _wait(deadline, delay)

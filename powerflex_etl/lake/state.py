@@ -1,6 +1,6 @@
 """Watermarks and per-window commit records under ``<lake>/_state/``.
 
-Layout (flat JSON, so DuckDB can ``read_json_auto('<lake>/_state/windows/*/*.json')``)::
+Files (paths in ``layout.py``; flat JSON, so DuckDB can read ``_state/windows/*/*.json``)::
 
     _state/watermarks/<m>.json                 {"measurement", "watermark", "updated_at"}
     _state/windows/<m>/<start>--<end>.json     one WindowRecord per committed window
@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from powerflex_etl.errors import LakeError
+from powerflex_etl.lake import layout
 from powerflex_etl.lake.crashpoints import reached as crash_point
-from powerflex_etl.lake.fs import remove_dead_temps
-from powerflex_etl.lake.store import Lake, _check_table
+from powerflex_etl.lake.procs import remove_dead_temps
+from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import MEASUREMENTS
 from powerflex_etl.windows import Window, as_utc
 
@@ -63,12 +64,6 @@ class WindowRecord:
         )
 
 
-def _stamp(dt: datetime) -> str:
-    """A file-name-safe UTC instant: 20240601T060000Z (µs only when present)."""
-    dt = as_utc(dt)
-    return dt.strftime("%Y%m%dT%H%M%S.%fZ" if dt.microsecond else "%Y%m%dT%H%M%SZ")
-
-
 class State:
     """Watermarks (forward only) and committed-window records of one lake."""
 
@@ -77,11 +72,10 @@ class State:
         self._root = lake.root
 
     def _watermark_path(self, m: str) -> str:
-        return self._root.path("_state", "watermarks", f"{_check_table(m)}.json")
+        return self._root.path(*layout.watermark_file(m))
 
     def _record_path(self, m: str, window: Window) -> str:
-        name = f"{_stamp(window.start)}--{_stamp(window.end)}.json"
-        return self._root.path("_state", "windows", _check_table(m), name)
+        return self._root.path(*layout.window_record_file(m, window))
 
     def _load(self, path: str) -> dict[str, Any] | None:
         raw = self._root.read_bytes(path)
@@ -129,8 +123,8 @@ class State:
     def _remove_dead_temps(self, m: str) -> None:
         """Drop the temp copies that writers killed mid-write left (once per run, locally)."""
         if self._root.local:
-            for d in (("watermarks",), ("windows", m)):
-                remove_dead_temps(self._root.path("_state", *d))
+            for d in layout.state_dirs(m):
+                remove_dead_temps(self._root.path(*d))
 
     def record_window(self, record: WindowRecord) -> None:
         """Store the record of a committed window (call after its data is in place)."""
@@ -141,7 +135,7 @@ class State:
 
     def committed_windows(self, measurement: str) -> list[WindowRecord]:
         """Every recorded window of ``measurement``, by (start, end)."""
-        paths = self._root.glob(["_state", "windows", _check_table(measurement), "*.json"])
+        paths = self._root.glob(layout.state_records_glob("windows", measurement))
         records = [WindowRecord.from_json(d) for p in paths if (d := self._load(p))]
         return sorted(records, key=lambda r: (r.window.start, r.window.end))
 
@@ -149,13 +143,13 @@ class State:
         """Forget watermarks and window records (of one measurement or all); never data."""
         if measurement is None:
             targets = [
-                *self._root.glob(["_state", "watermarks", "*.json"]),
-                *self._root.glob(["_state", "windows", "*", "*.json"]),
+                *self._root.glob(layout.watermarks_glob()),
+                *self._root.glob(layout.state_records_glob("windows")),
             ]
         else:
             targets = [
                 self._watermark_path(measurement),
-                *self._root.glob(["_state", "windows", _check_table(measurement), "*.json"]),
+                *self._root.glob(layout.state_records_glob("windows", measurement)),
             ]
         for p in targets:
             self._root.remove(p)

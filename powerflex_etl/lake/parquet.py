@@ -1,0 +1,97 @@
+"""How the lake's Parquet files are written, and how two files' columns are reconciled.
+
+Pure Arrow in, Arrow or bytes out: no lake paths here (``store.py`` and ``compact.py`` put
+the results in place).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from powerflex_etl.errors import LakeError
+from powerflex_etl.lake.layout import REJECTS
+from powerflex_etl.schemas import LINEAGE_COLUMNS, RUN_ID, SPECS
+
+ROW_GROUP_ROWS = 128 * 1024
+
+
+def write_parquet(table: pa.Table, where: str | io.BytesIO, dictionary: Sequence[str]) -> None:
+    """The one place Parquet files are written: zstd, statistics, ~128k-row groups."""
+    present = [c for c in dictionary if c in table.column_names]
+    pq.write_table(
+        table,
+        where,
+        compression="zstd",
+        use_dictionary=present,
+        write_statistics=True,
+        row_group_size=ROW_GROUP_ROWS,
+    )
+
+
+def dictionary_columns(name: str) -> list[str]:
+    """The columns of lake table ``name`` worth dictionary-encoding (ids, states, run ids)."""
+    if name in SPECS:
+        return [f.column for f in SPECS[name] if f.kind in ("id", "state")] + [RUN_ID]
+    if name == REJECTS:
+        return ["measurement", "reason", RUN_ID]
+    return [RUN_ID, "acc_id"]  # a snapshot table
+
+
+def well_written(meta: pq.FileMetaData) -> bool:
+    """Whether a file is laid out as :func:`write_parquet` writes it (row groups, codec)."""
+    codecs = {
+        meta.row_group(i).column(j).compression
+        for i in range(meta.num_row_groups)
+        for j in range(meta.num_columns)
+    }
+    wanted = max(1, -(-meta.num_rows // ROW_GROUP_ROWS))
+    return meta.num_row_groups <= wanted and codecs <= {"ZSTD"}
+
+
+def unify_schema(base: pa.Schema, schemas: Sequence[pa.Schema], *, what: str) -> pa.Schema:
+    """``base`` plus every other column of ``schemas`` (extras before lineage).
+
+    A column missing somewhere is kept (its rows get nulls); a null-typed column takes the
+    other side's type; any other type difference is a LakeError naming the column.
+    """
+    types: dict[str, pa.DataType] = {f.name: f.type for f in base}
+    extras: dict[str, pa.DataType] = {}
+    for schema in schemas:
+        for f in schema:
+            known = types.get(f.name, extras.get(f.name))
+            if known is None:
+                extras[f.name] = f.type
+            elif f.type != known and not pa.types.is_null(f.type):
+                if pa.types.is_null(known) and f.name in extras:
+                    extras[f.name] = f.type
+                else:
+                    raise LakeError(
+                        f"{what}: column {f.name!r} is {f.type} in new rows but {known} in the lake; "
+                        "fix the type upstream or move the old files aside"
+                    )
+    extra = pa.schema([pa.field(n, t) for n, t in extras.items()])
+    lineage = [f for f in base if f.name in LINEAGE_COLUMNS]
+    head = [f for f in base if f.name not in LINEAGE_COLUMNS]
+    return pa.schema([*head, *extra, *lineage])
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns: missing ones null, null-typed ones cast."""
+    cols = []
+    for f in schema:
+        if f.name in table.column_names:
+            col = table.column(f.name)
+            cols.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def merge(base: pa.Schema, tables: Sequence[pa.Table], *, what: str) -> pa.Table:
+    """``tables`` concatenated under :func:`unify_schema` of ``base`` and their schemas."""
+    schema = unify_schema(base, [t.schema for t in tables], what=what)
+    return pa.concat_tables([conform(t, schema) for t in tables])
