@@ -46,7 +46,11 @@ def _write_temp(path: str, data: bytes) -> str:
 
 
 class Root:
-    """Where a lake lives: an fsspec filesystem plus a root path inside it."""
+    """Where a lake lives: an fsspec filesystem plus a root path inside it.
+
+    ``url`` is parsed by :class:`LakeUrl` (``storage_options`` go to fsspec); a ``LakeUrl``
+    given as it is keeps its own options.
+    """
 
     def __init__(self, url: str | LakeUrl, storage_options: dict[str, Any] | None = None) -> None:
         self.location = url if isinstance(url, LakeUrl) else LakeUrl.parse(url, storage_options)
