@@ -35,7 +35,7 @@ if ! find "$LAKE/ct_response" -name '*.parquet' -print -quit 2>/dev/null | grep 
     "$BIN/powerflex-etl" demo --lake "$LAKE"
 fi
 
-"$BIN/python" -m powerflex_etl.report --lake "$LAKE" --out "$OUT" "${RANGE[@]}"
+"$BIN/powerflex-etl" report --lake "$LAKE" --out "$OUT" "${RANGE[@]}"
 
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$CHROMIUM" ]; then

@@ -1,8 +1,9 @@
 """An in-memory DuckDB with the staging relations the marts read, built from hand-made rows.
 
-Stands in for ``views.py`` so the marts in ``sql/marts/`` can be golden-tested alone: each
-staging relation is a table with exactly the lake's columns (``schemas``) plus the hive
-``date``, and every mart file is applied as ``create or replace view <name> as <file>``.
+Stands in for the catalog so the views of ``sql/intermediate/`` and ``sql/marts/`` can be
+golden-tested alone: each staging relation is a table with exactly the lake's columns
+(``schemas``) plus the hive ``date``, and every view file is applied, in the order its
+``{{ ref() }}``s give, as ``create or replace view <name> as <file>``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ import duckdb
 import pyarrow as pa
 
 from powerflex_etl import schemas
+from powerflex_etl.catalog.sqlfiles import (
+    CATALOG_TABLES,
+    SQL_DIR,
+    all_view_files,
+    build_order,
+    render_refs,
+    view_files,
+)
 
-MARTS_DIR = Path(__file__).resolve().parent.parent / "sql" / "marts"
+# the tiers built here as views; staging is stood in for by tables (see connect)
+MARTS_TIERS = ("intermediate", "marts")
 T0 = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 
 Row = Mapping[str, Any]
@@ -45,23 +55,18 @@ def _create(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, hive_dat
     con.unregister("_arrow_rows")
 
 
-def apply_marts(con: duckdb.DuckDBPyConnection, marts_dir: Path = MARTS_DIR) -> list[str]:
-    """Create a view per mart file, retrying until every one binds (they reference each other)."""
-    pending = {p.stem: p.read_text() for p in sorted(marts_dir.glob("*.sql"))}
-    while pending:
-        errors: dict[str, str] = {}
-        progressed = False
-        for name, sql in list(pending.items()):
-            try:
-                con.execute(f"create or replace view {name} as {sql}")
-            except duckdb.Error as exc:
-                errors[name] = str(exc)
-                continue
-            del pending[name]
-            progressed = True
-        if not progressed:
-            raise RuntimeError(f"marts do not bind: {errors}")
-    return sorted(p.stem for p in marts_dir.glob("*.sql"))
+def apply_marts(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Create a view per intermediate and mart file, each after the views it refs.
+
+    The staging views and ``sites`` must already be relations of ``con``. Returns the names.
+    """
+    staging = [f.name for f in view_files(sql_dir, "staging")]
+    files = build_order(
+        all_view_files(sql_dir, MARTS_TIERS), MARTS_TIERS, [*staging, *CATALOG_TABLES]
+    )
+    for f in files:
+        con.execute(f"create or replace view {f.name} as {render_refs(f.sql)}")
+    return sorted(f.name for f in files)
 
 
 def connect(

@@ -389,16 +389,96 @@ def test_no_sites_file_gives_an_empty_sites_table(lake: Path, sql_dir: Path) -> 
 
 
 def test_marts_bind_whatever_their_name_order(lake: Path, sql_dir: Path) -> None:
-    # a_summary depends on z_base, which sorts after it
+    # a_summary depends on z_base, which sorts after it: the ref orders them
     (sql_dir / "marts" / "a_summary.sql").write_text(
-        "with base as (select * from z_base)\n\nselect acc_id, count(*) as n from base group by acc_id\n"
+        "with base as (select * from {{ ref('z_base') }})\n\n"
+        "select acc_id, count(*) as n from base group by acc_id\n"
     )
     (sql_dir / "marts" / "z_base.sql").write_text(
-        "select s.*, sites.tz from ct_response as s left join sites using (acc_id);\n"
+        "select s.*, sites.tz from {{ ref('ct_response') }} as s\n"
+        "left join {{ ref('sites') }} as sites using (acc_id);\n"
     )
     write_rows(lake, "ct_response", "2024-03-01", [ct_row(0), ct_row(1)])
     build_catalog(str(lake), sql_dir=sql_dir, sites_file=None)
     assert connect(str(lake)).execute("select * from a_summary").fetchall() == [("03", 2)]
+
+
+def test_a_view_read_without_its_ref_is_named_with_what_to_do(lake: Path, sql_dir: Path) -> None:
+    # the order comes from the refs alone: an undeclared read of a later view does not bind
+    (sql_dir / "marts" / "a_summary.sql").write_text("select count(*) as n from z_base")
+    (sql_dir / "marts" / "z_base.sql").write_text("select * from {{ ref('ct_response') }}")
+    with pytest.raises(CatalogError, match=r"marts/a_summary\.sql: Catalog Error.*z_base") as e:
+        build_catalog(str(lake), sql_dir=sql_dir, sites_file=None)
+    assert "ref('name')" in e.value.one_line()
+
+
+def test_a_view_reading_a_broken_one_is_named_too(lake: Path, sql_dir: Path) -> None:
+    (sql_dir / "marts" / "a_broken.sql").write_text("select no_such_column from ct_response")
+    (sql_dir / "marts" / "b_reader.sql").write_text("select * from {{ ref('a_broken') }}")
+    with pytest.raises(
+        CatalogError, match=r"a_broken\.sql: Binder Error.*b_reader\.sql: reads a_broken"
+    ):
+        build_catalog(str(lake), sql_dir=sql_dir, sites_file=None)
+
+
+@pytest.mark.parametrize(
+    ("files", "error"),
+    [
+        (
+            {"marts/a.sql": "select * from {{ ref('nowhere') }}"},
+            r"a\.sql: ref\('nowhere'\) names no view",
+        ),
+        (
+            {
+                "marts/a.sql": "select * from {{ ref('b') }}",
+                "marts/b.sql": "select * from {{ ref('c') }}",
+                "marts/c.sql": "select * from {{ ref('a') }}",
+            },
+            r"a\.sql: ref\(\) cycle a -> b -> c -> a",
+        ),
+        ({"marts/a.sql": "select * from {{ ref('a') }}"}, r"a\.sql: ref\(\) cycle a -> a"),
+        (
+            {
+                "staging/early.sql": "select * from {{ ref('late') }}",
+                "marts/late.sql": "select 1 as x",
+            },
+            r"early\.sql: ref\('late'\) reads the marts tier from staging",
+        ),
+        ({"marts/sites.sql": "select 1 as x"}, r"sites\.sql: sites is a table the catalog creates"),
+        (
+            {"intermediate/ct_response.sql": "select 1 as x"},
+            r"ct_response is in both staging and intermediate",
+        ),
+    ],
+    ids=["unknown", "cycle", "self", "later-tier", "shadows-sites", "twice"],
+)
+def test_refs_that_cannot_be_ordered_are_a_catalog_error_naming_the_file(
+    lake: Path, sql_dir: Path, files: dict[str, str], error: str
+) -> None:
+    path = build_catalog(str(lake), sql_dir=sql_dir, sites_file=None)
+    before = path.read_bytes()
+    for name, text in files.items():
+        (sql_dir / name).parent.mkdir(exist_ok=True)
+        (sql_dir / name).write_text(text)
+    with pytest.raises(CatalogError, match=error):
+        build_catalog(str(lake), sql_dir=sql_dir, sites_file=None)
+    assert path.read_bytes() == before
+
+
+def test_every_view_of_the_repository_reads_through_refs_in_tier_order(lake: Path) -> None:
+    from powerflex_etl.catalog.sqlfiles import TIERS, all_view_files, build_order
+
+    files = all_view_files(SQL_DIR)
+    assert {f.tier for f in files} == set(TIERS)
+    assert [f.tier for f in build_order(files)] == sorted((f.tier for f in files), key=TIERS.index)
+    assert {"session_samples", "evse_load_15min"} == {
+        f.name for f in files if f.tier == "intermediate"
+    }
+    build_catalog(str(lake), sites_file=None)
+    con = connect(str(lake))
+    sql = "select view_name from duckdb_views() where database_name = 'powerflex'"
+    views = {r[0] for r in con.execute(sql).fetchall()}
+    assert views == {f.name for f in files}
 
 
 def test_a_mart_that_never_binds_is_named_and_the_old_catalog_stays(

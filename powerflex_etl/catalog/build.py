@@ -1,4 +1,4 @@
-"""DuckDB: applies ``sql/staging`` then ``sql/marts`` into the lake's catalog ``powerflex.duckdb``.
+"""DuckDB: applies the tiers of ``sql/`` (see :mod:`.sqlfiles`) into the lake's ``powerflex.duckdb``.
 
 The catalog holds only views (over the lake's Parquet and state records, by absolute path or
 URL) and the small ``sites`` table, so it is cheap to rebuild after every write. It is built
@@ -12,7 +12,11 @@ as ``TIMESTAMP WITH TIME ZONE``, which DuckDB *displays* in the session's ``Time
 opening the catalog with the ``duckdb`` CLI should run ``SET TimeZone = 'UTC'`` (or put it in
 ``~/.duckdbrc``) to see UTC; the values are the same instants either way.
 
-SQL templates (the only things substituted into SQL are paths of the lake, quoted):
+SQL templates (the only things substituted into SQL are paths of the lake and view names,
+quoted):
+
+- ``{{ ref('charging_sessions') }}``: another view of ``sql/``, or the ``sites`` table; the
+  refs decide the order views are created in (:func:`.sqlfiles.build_order`).
 
 - ``{{ source('ct_response') }}``: the lake table (any of ``schemas.LAKE_TABLES``) with its
   ``date`` partition column; an empty relation with the schema's columns when no file exists.
@@ -25,10 +29,8 @@ import hashlib
 import logging
 import os
 import re
-import sys
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,16 @@ import duckdb
 import pyarrow as pa
 
 from powerflex_etl import schemas
+from powerflex_etl.catalog.sqlfiles import (
+    SQL_DIR,
+    TIERS,
+    CatalogError,
+    ViewFile,
+    all_view_files,
+    build_order,
+    render_refs,
+    sql_ident,
+)
 from powerflex_etl.errors import ConfigError, LakeError, PowerflexError
 from powerflex_etl.lake import layout
 from powerflex_etl.lake.crashpoints import reached as crash_point
@@ -47,19 +59,6 @@ if TYPE_CHECKING:
     from powerflex_etl.settings import Settings
 
 log = logging.getLogger(__name__)
-
-TIERS: tuple[str, ...] = ("staging", "marts")
-
-
-def _sql_dir() -> Path:
-    """The repository's sql/ next to the package; from a wheel, ``<prefix>/share/powerflex-etl/sql``."""
-    repo = Path(__file__).resolve().parents[2] / "sql"
-    if (repo / "staging").is_dir():
-        return repo
-    return Path(sys.prefix) / "share" / "powerflex-etl" / "sql"
-
-
-SQL_DIR = _sql_dir()
 
 # per-window commit records written by state.py: one flat JSON object per file
 STATE_RECORDS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -76,15 +75,6 @@ STATE_RECORDS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\(\s*'([^']*)'\s*\)\s*\}\}")
-_VIEW_NAME = re.compile(r"[a-z_][a-z0-9_]*")
-
-
-class CatalogError(LakeError):
-    """The catalog could not be built: a SQL file does not bind, or a template is wrong."""
-
-    hint = "fix the SQL file named; the previous catalog, if any, is left in place"
-
-
 def default_catalog_path(lake: LakeUrl, catalog_path: str | None = None) -> Path:
     """Inside a local lake; for an object store: the given path, the setting, else a cache file."""
     if lake.is_local:
@@ -107,11 +97,6 @@ def _settings() -> Settings:
 def sql_literal(text: str) -> str:
     """A single-quoted SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def sql_ident(name: str) -> str:
-    """A double-quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def duckdb_type(t: pa.DataType) -> str:
@@ -200,26 +185,6 @@ def render(sql: str, lake: LakeUrl, seen: dict[str, bool] | None = None) -> str:
     return out
 
 
-@dataclass(frozen=True)
-class ViewFile:
-    """One ``sql/<tier>/<name>.sql``: the view ``name`` is its SELECT."""
-
-    name: str
-    path: Path
-    sql: str
-
-
-def view_files(sql_dir: Path, tier: str) -> list[ViewFile]:
-    """The tier's SQL files in name order; the file's stem is the view's name."""
-    out = []
-    for path in sorted((sql_dir / tier).glob("*.sql")):
-        if not _VIEW_NAME.fullmatch(path.stem):
-            raise CatalogError(f"{path}: a view file name must be lowercase letters, digits, _")
-        text = path.read_text(encoding="utf-8").strip().rstrip(";").rstrip()
-        out.append(ViewFile(path.stem, path, text))
-    return out
-
-
 def _first_line(err: BaseException) -> str:
     lines = [ln for ln in str(err).splitlines() if ln.strip()]
     return lines[0] if lines else type(err).__name__
@@ -231,30 +196,34 @@ def create_views(
     lake: LakeUrl,
     seen: dict[str, bool] | None = None,
 ) -> None:
-    """Create every view, retrying failures until a fixpoint, so files may depend on each other
-    whatever their names; raises :class:`CatalogError` naming the views that never bind."""
-    pending: dict[str, tuple[ViewFile, str]] = {}
-    for f in files:
+    """Create every view in :func:`.sqlfiles.build_order` (each after the views it refs).
+
+    Raises :class:`CatalogError` naming each file that does not bind (a view reading a
+    broken one is not tried, and named too), or the file whose template is wrong.
+    """
+    rendered = []
+    for f in build_order(files):
         try:
-            pending[f.name] = (f, render(f.sql, lake, seen))
+            rendered.append((f, render(render_refs(f.sql), lake, seen)))
         except CatalogError as e:
             raise CatalogError(f"{f.path}: {e}") from e
-    while pending:
-        before = len(pending)
-        errors: dict[str, duckdb.Error] = {}
-        for name, (_, sql) in list(pending.items()):
-            try:
-                con.execute(f"create or replace view {sql_ident(name)} as\n{sql}\n")
-            except duckdb.Error as e:
-                errors[name] = e
-            else:
-                del pending[name]
-        if len(pending) == before:
-            detail = "; ".join(
-                f"{pending[n][0].path.parent.name}/{n}.sql: {_first_line(e)}"
-                for n, e in sorted(errors.items())
-            )
-            raise CatalogError(f"views that do not bind: {detail}")
+    failed: dict[str, str] = {}
+    for f, sql in rendered:
+        broken = [name for name in f.refs if name in failed]
+        if broken:
+            failed[f.name] = f"{f.label}: reads {', '.join(broken)}"
+            continue
+        try:
+            con.execute(f"create or replace view {sql_ident(f.name)} as\n{sql}\n")
+        except duckdb.Error as e:
+            # a relation read without {{ ref() }} is looked up only among the views made so far
+            failed[f.name] = f"{f.label}: {_first_line(e)}"
+    if failed:
+        detail = "; ".join(failed.values())
+        hint = None
+        if "does not exist" in detail:
+            hint = "name every view a file reads with {{ ref('name') }}; the old catalog stays"
+        raise CatalogError(f"views that do not bind: {detail}", hint=hint)
 
 
 def read_sites(text: str, origin: str) -> list[tuple[str, str, str]]:
@@ -369,15 +338,8 @@ def build_catalog(
         try:
             _prepare(con, ref)
             create_sites(con, ref, sites_file)
-            tier_of: dict[str, str] = {}
             seen: dict[str, bool] = {}
-            for tier in TIERS:
-                files = view_files(sql_root, tier)
-                for f in files:
-                    if f.name in tier_of:
-                        raise CatalogError(f"view {f.name} is in both {tier_of[f.name]} and {tier}")
-                    tier_of[f.name] = tier
-                create_views(con, files, ref, seen)
+            create_views(con, all_view_files(sql_root, TIERS), ref, seen)
             meta = {"lake": ref.url, "sql_dir": str(sql_root), "sites_file": sites_file}
             _write_meta(con, meta, seen)
             crash_point("catalog_building")

@@ -1,13 +1,21 @@
-"""What the report shows, read from the lake's views (read-only) into small Python values.
+"""What the report shows, read from the ``report_*`` views (``sql/report/``) into small values.
 
-Every query is filtered to ``[start, end)`` on the view's own time column: sessions by
-``session_start``, load by ``interval_start``, telemetry by ``time``; per-day views by the
-local days that range touches. Only the bounds are parameters; no data enters SQL text.
+Each view is read once, filtered to ``[start, end)`` at its own grain, where filtering
+after the view's SQL is the same as filtering the marts before it: sessions by
+``session_start``, load by ``interval_start`` (15-minute rows), per-day and per-month rows by
+the local days and months the range touches. Only the bounds are parameters; no data enters
+SQL text. What is left here folds those rows: counts and sums per day, each site's peak, and
+the load chart's trim and coarser buckets. The telemetry span is the one aggregate in SQL
+here, ``min``/``max`` over the staging view ``ct_response``: no grain makes a bound exact to
+the sample a filter, and it keeps the span in a catalog built before the report views.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,7 +27,12 @@ _MIN = datetime(1900, 1, 1, tzinfo=UTC)
 _MAX = datetime(9999, 1, 1, tzinfo=UTC)
 # more points than this in the load chart and it is bucketed coarser (peaks kept)
 MAX_LOAD_POINTS = 6000
-_BUCKETS: tuple[tuple[str, int], ...] = (("15 minutes", 15), ("1 hour", 60), ("1 day", 1440))
+# bucket, its minutes, and the report_site_load column holding each interval's bucket
+_BUCKETS: tuple[tuple[str, int, str], ...] = (
+    ("15 minutes", 15, "bucket_15min_local"),
+    ("1 hour", 60, "bucket_1h_local"),
+    ("1 day", 1440, "bucket_1d_local"),
+)
 
 
 @dataclass(frozen=True)
@@ -74,25 +87,29 @@ def _wall(t: Any) -> str | None:
     return str(t)
 
 
+def _nulls_last(v: Hashable) -> tuple[int, Hashable]:
+    """A sort key putting None after every value, as DuckDB's ``order by`` does."""
+    return (1, 0) if v is None else (0, v)
+
+
 class _Q:
     """A connection plus the range's parameters; remembers views that are not there."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> None:
         self.con = con
         last_day = (end - timedelta(microseconds=1)).date() if end < _MAX else date(9998, 12, 31)
+        start_day = start.date()
         self.params: dict[str, Any] = {
             "start": start,
             "end": end,
-            "start_day": start.date(),
+            "start_day": start_day,
+            "start_month": start_day.replace(day=1),
             "end_day": last_day + timedelta(days=1),
         }
         self.missing: list[str] = []
 
-    def run(self, view: str, sql: str) -> None:
-        """Execute a statement; a missing view is remembered, not raised."""
-        self.rows(view, sql)
-
     def rows(self, view: str, sql: str) -> list[dict[str, Any]]:
+        """Rows of ``sql`` as dicts; a missing view is remembered and gives no rows."""
         try:
             used = set(re.findall(r"\$(\w+)", sql))
             cur = self.con.execute(sql, {k: v for k, v in self.params.items() if k in used})
@@ -107,18 +124,40 @@ class _Q:
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
-# each mart is evaluated once over the range into a temporary table (the marts recompute
-# from Parquet on every query); every number and series is then read from these
-_SNAPSHOTS: tuple[tuple[str, str, str], ...] = (
-    ("charging_sessions", "_report_sessions", "session_start >= $start and session_start < $end"),
-    ("site_load_15min", "_report_load", "interval_start >= $start and interval_start < $end"),
-    ("evse_utilization", "_report_util", "day_local >= $start_day and day_local < $end_day"),
-    (
-        "monthly_peak",
-        "_report_monthly",
-        "month_start_local >= date_trunc('month', $start_day) and month_start_local < $end_day",
+# (view, its columns the report reads, the range filter, the order): each read exactly once
+_READS: dict[str, tuple[str, str, str, str]] = {
+    "sessions": (
+        "report_sessions",
+        "day_local, acc_id, duration_h, energy_kwh, cut",
+        "session_start >= $start and session_start < $end",
+        "session_start, evse_address",
     ),
-)
+    "site_load": (
+        "report_site_load",
+        "acc_id, interval_start, day_local, month_start_local, bucket_15min_local, "
+        "bucket_1h_local, bucket_1d_local, has_load, demand_kw, energy_kwh",
+        "interval_start >= $start and interval_start < $end",
+        "acc_id, interval_start",
+    ),
+    "utilization": (
+        "report_evse_utilization",
+        "evse_address, day_local, plugged_hours, charging_hours",
+        "day_local >= $start_day and day_local < $end_day",
+        "all",
+    ),
+    "monthly": (
+        "report_monthly_peak",
+        "acc_id, month_start_local, peak_demand_kw, peak_interval_start, "
+        "target_peak_power_kw, excess_kw, over_target",
+        "month_start_local >= $start_month and month_start_local < $end_day",
+        "acc_id, month_start_local",
+    ),
+}
+
+
+def _read(q: _Q, key: str) -> list[dict[str, Any]]:
+    view, columns, where, order = _READS[key]
+    return q.rows(view, f"select {columns} from {view} where {where} order by {order}")
 
 
 def load(
@@ -126,22 +165,11 @@ def load(
 ) -> ReportData:
     """Query every number and chart series of the report over ``[start, end)``.
 
-    Creates temporary tables on ``con`` (dropped before returning); the catalog itself is
-    only read.
+    Only reads: each ``report_*`` view once, and ``ct_response`` for the span of samples.
     """
     s, e = _utc(start, _MIN), _utc(end, _MAX)
     q = _Q(con, s, e)
-    for view, table, where in _SNAPSHOTS:
-        q.run(view, f"create or replace temp table {table} as select * from {view} where {where}")
-    try:
-        return _load(q, start and s, end and e)
-    finally:
-        for _view, table, _where in _SNAPSHOTS:
-            con.execute(f"drop table if exists temp.{table}")
-
-
-def _load(q: _Q, start: datetime | None, end: datetime | None) -> ReportData:
-    data = ReportData(start=start, end=end)
+    data = ReportData(start=start and s, end=end and e)
     span = q.rows(
         "ct_response",
         "select min(time) as first_time, max(time) as last_time from ct_response "
@@ -150,51 +178,25 @@ def _load(q: _Q, start: datetime | None, end: datetime | None) -> ReportData:
     if span:
         data.first_time, data.last_time = span[0]["first_time"], span[0]["last_time"]
 
-    head = q.rows("charging_sessions", "select count(*) as n from _report_sessions")
-    data.sessions = int(head[0]["n"]) if head else 0
-    energy = q.rows(
-        "site_load_15min", "select coalesce(sum(energy_kwh), 0) as kwh from _report_load"
-    )
-    data.energy_kwh = float(energy[0]["kwh"]) if energy else 0.0
-    data.peaks = [
-        SitePeak(str(r["acc_id"]), float(r["peak"]), r["at"])
-        for r in q.rows(
-            "site_load_15min",
-            "select acc_id, max(demand_kw) as peak, arg_max(interval_start, demand_kw) as at "
-            "from _report_load where demand_kw is not null group by acc_id order by acc_id",
+    sessions = _read(q, "sessions")
+    data.sessions = len(sessions)
+    per_day = Counter((r["day_local"], r["acc_id"]) for r in sessions)
+    data.sessions_per_day = [
+        {"day": _wall(day), "acc_id": acc_id, "sessions": n}
+        for (day, acc_id), n in sorted(
+            per_day.items(), key=lambda kv: (_nulls_last(kv[0][0]), _nulls_last(kv[0][1]))
         )
+    ]
+    data.session_stats = [
+        {"duration_h": r["duration_h"], "energy_kwh": r["energy_kwh"], "cut": bool(r["cut"])}
+        for r in sessions
     ]
 
-    data.daily_energy = [
-        {"day": _wall(r["day"]), "acc_id": r["acc_id"], "energy_kwh": r["energy_kwh"]}
-        for r in q.rows(
-            "site_load_15min",
-            "select interval_start_local::date as day, acc_id, sum(energy_kwh) as energy_kwh "
-            "from _report_load group by all order by all",
-        )
-    ]
-    data.sessions_per_day = [
-        {"day": _wall(r["day"]), "acc_id": r["acc_id"], "sessions": r["sessions"]}
-        for r in q.rows(
-            "charging_sessions",
-            "select session_start_local::date as day, acc_id, count(*) as sessions "
-            "from _report_sessions group by all order by all",
-        )
-    ]
-    data.load_bucket, data.site_load = _site_load(q)
-    data.session_stats = [
-        {
-            "duration_h": r["duration_h"],
-            "energy_kwh": r["energy_kwh"],
-            "cut": bool(r["cut"]),
-        }
-        for r in q.rows(
-            "charging_sessions",
-            "select epoch(session_end - session_start) / 3600.0 as duration_h, energy_kwh, "
-            "coalesce(cut_at_start or cut_at_end, false) as cut "
-            "from _report_sessions order by session_start, evse_address",
-        )
-    ]
+    grid = _read(q, "site_load")
+    loaded = [r for r in grid if r["has_load"]]
+    data.energy_kwh = math.fsum(r["energy_kwh"] for r in loaded if r["energy_kwh"] is not None)
+    data.peaks = _peaks(loaded)
+    data.daily_energy = _daily_energy(loaded)
     data.utilization = [
         {
             "evse_address": r["evse_address"],
@@ -202,73 +204,86 @@ def _load(q: _Q, start: datetime | None, end: datetime | None) -> ReportData:
             "plugged_hours": r["plugged_hours"],
             "charging_hours": r["charging_hours"],
         }
-        for r in q.rows(
-            "evse_utilization",
-            "select evse_address, day_local, plugged_hours, charging_hours from _report_util "
-            "order by all",
-        )
+        for r in _read(q, "utilization")
     ]
-    data.monthly = q.rows(
-        "monthly_peak",
-        "select acc_id, month_start_local, peak_demand_kw, peak_interval_start, "
-        "target_peak_power_kw, excess_kw, over_target from _report_monthly "
-        "order by acc_id, month_start_local",
-    )
+    data.monthly = _read(q, "monthly")
+    data.load_bucket, data.site_load = _site_load(grid, data.monthly)
     data.missing_views = q.missing
     return data
 
 
-def _site_load(q: _Q) -> tuple[str, list[dict[str, Any]]]:
-    """15-minute demand with the month's target; coarser buckets (max kept) on long ranges."""
-    # points once the gaps are filled: every 15 minutes from each site's first to last interval
-    count = q.rows(
-        "site_load_15min",
-        "select coalesce(sum(epoch(last - first) // 900 + 1), 0) as n from ("
-        "  select min(interval_start) as first, max(interval_start) as last"
-        "  from _report_load group by acc_id)",
-    )
-    n = int(count[0]["n"]) if count else 0
-    bucket = _BUCKETS[-1][0]
-    for name, minutes in _BUCKETS:
-        if n * 15 / minutes <= MAX_LOAD_POINTS:
-            bucket = name
+def _peaks(loaded: Iterable[dict[str, Any]]) -> list[SitePeak]:
+    """Each site's highest 15-minute demand; a tie goes to the earliest interval."""
+    best: dict[str | None, dict[str, Any]] = {}
+    for r in loaded:
+        if r["demand_kw"] is None:
+            continue
+        top = best.get(r["acc_id"])
+        if top is None or (-r["demand_kw"], r["interval_start"]) < (
+            -top["demand_kw"],
+            top["interval_start"],
+        ):
+            best[r["acc_id"]] = r
+    return [
+        SitePeak(str(acc_id), float(r["demand_kw"]), r["interval_start"])
+        for acc_id, r in sorted(best.items(), key=lambda kv: _nulls_last(kv[0]))
+    ]
+
+
+def _daily_energy(loaded: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Energy per site and local day."""
+    days: dict[tuple[Any, Any], list[float]] = {}
+    for r in loaded:
+        kwh = days.setdefault((r["day_local"], r["acc_id"]), [])
+        if r["energy_kwh"] is not None:
+            kwh.append(r["energy_kwh"])
+    return [
+        {"day": _wall(day), "acc_id": acc_id, "energy_kwh": math.fsum(kwh) if kwh else None}
+        for (day, acc_id), kwh in sorted(
+            days.items(), key=lambda kv: (_nulls_last(kv[0][0]), _nulls_last(kv[0][1]))
+        )
+    ]
+
+
+def _site_load(
+    grid: list[dict[str, Any]], monthly: list[dict[str, Any]]
+) -> tuple[str, list[dict[str, Any]]]:
+    """15-minute demand with the month's target; coarser buckets (max kept) on long ranges.
+
+    ``grid`` is report_site_load in the range, ordered by site and interval. Each site keeps
+    the intervals from its first to its last with load in the range (0 kW between, where
+    nobody was plugged in: the chart draws steps, and a step would hold across a gap).
+    """
+    kept: list[dict[str, Any]] = []
+    site: list[dict[str, Any]] = []
+    for i, r in enumerate(grid):
+        site.append(r)
+        if i + 1 == len(grid) or grid[i + 1]["acc_id"] != r["acc_id"]:
+            with_load = [j for j, x in enumerate(site) if x["has_load"]]
+            if with_load:
+                kept.extend(site[with_load[0] : with_load[-1] + 1])
+            site = []
+    bucket, column = _BUCKETS[-1][0], _BUCKETS[-1][2]
+    for name, minutes, col in _BUCKETS:
+        if len(kept) * 15 / minutes <= MAX_LOAD_POINTS:
+            bucket, column = name, col
             break
-    # site_load_15min has no row where nobody was plugged in; the chart draws steps, so each
-    # missing interval is filled with 0 kW here (else a step would hold across it)
-    rows = q.rows(
-        "monthly_peak",
-        "with span as ("
-        "  select acc_id, min(interval_start) as first, max(interval_start) as last"
-        "  from _report_load group by acc_id"
-        "), grid as ("
-        "  select acc_id, unnest(generate_series(first, last, interval 15 minute))"
-        "    as interval_start"
-        "  from span"
-        "), filled as ("
-        "  select grid.acc_id, grid.interval_start,"
-        "         coalesce(l.interval_start_local,"
-        "                  timezone(coalesce(sites.tz, 'UTC'), grid.interval_start))"
-        "           as interval_start_local,"
-        "         coalesce(l.demand_kw, 0) as demand_kw"
-        "  from grid"
-        "  left join _report_load as l using (acc_id, interval_start)"
-        "  left join sites on sites.acc_id = grid.acc_id"
-        "), load as ("
-        "  select acc_id, interval_start_local, demand_kw,"
-        "         date_trunc('month', interval_start_local)::date as month_start_local"
-        "  from filled"
-        ") "
-        f"select load.acc_id, time_bucket(interval '{bucket}', load.interval_start_local) as t,"
-        " max(load.demand_kw) as demand_kw, max(targets.target_peak_power_kw) as target_kw "
-        "from load left join _report_monthly as targets using (acc_id, month_start_local) "
-        "group by all order by all",
-    )
+    # the month's target as the report's monthly table shows it (the months the range touches)
+    targets = {
+        (m["acc_id"], m["month_start_local"]): m["target_peak_power_kw"]
+        for m in monthly
+        if m["acc_id"] is not None
+    }
+    points: dict[tuple[Any, Any], list[Any]] = {}
+    for r in kept:
+        target = targets.get((r["acc_id"], r["month_start_local"]))
+        point = points.setdefault((r["acc_id"], r[column]), [r["demand_kw"], target])
+        point[0] = max(point[0], r["demand_kw"])
+        if target is not None and (point[1] is None or target > point[1]):
+            point[1] = target
     return bucket, [
-        {
-            "t": _wall(r["t"]),
-            "acc_id": r["acc_id"],
-            "demand_kw": r["demand_kw"],
-            "target_kw": r["target_kw"],
-        }
-        for r in rows
+        {"t": _wall(t), "acc_id": acc_id, "demand_kw": demand, "target_kw": target}
+        for (acc_id, t), (demand, target) in sorted(
+            points.items(), key=lambda kv: (_nulls_last(kv[0][0]), kv[0][1])
+        )
     ]

@@ -1,7 +1,7 @@
 -- one row per plug-in: see docs/analytics.md for how sessions are cut and measured
 with samples as (
     select *
-    from session_samples
+    from {{ ref('session_samples') }}
 ),
 
 evse_ids as (
@@ -13,7 +13,7 @@ evse_ids as (
         min(acg_id) as acg_id,
         min(acs_id) as acs_id,
         min(space_number) as space_number
-    from ct_response
+    from {{ ref('ct_response') }}
     group by evse_address
 ),
 
@@ -63,7 +63,7 @@ final as (
         sessions.cut_at_end
     from sessions
     left join evse_ids on evse_ids.evse_address = sessions.evse_address
-    left join sites on sites.acc_id = evse_ids.acc_id
+    left join {{ ref('sites') }} as sites on sites.acc_id = evse_ids.acc_id
 )
 
 select * from final

@@ -1,10 +1,10 @@
 -- per measurement, EVSE and UTC hour: how much telemetry the lake holds (gaps, freshness)
 with samples as (
-    select 'ct_response' as measurement, evse_address, time from ct_response
+    select 'ct_response' as measurement, evse_address, time from {{ ref('ct_response') }}
     union all
-    select 'evse_request' as measurement, evse_address, time from evse_request
+    select 'evse_request' as measurement, evse_address, time from {{ ref('evse_request') }}
     union all
-    select 'evse_response' as measurement, evse_address, time from evse_response
+    select 'evse_response' as measurement, evse_address, time from {{ ref('evse_response') }}
 ),
 
 final as (

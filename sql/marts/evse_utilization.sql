@@ -3,8 +3,8 @@ with evse_load as (
     select
         evse_load_15min.*,
         timezone(coalesce(sites.tz, 'UTC'), interval_start)::date as day_local
-    from evse_load_15min
-    left join sites on sites.acc_id = evse_load_15min.acc_id
+    from {{ ref('evse_load_15min') }} as evse_load_15min
+    left join {{ ref('sites') }} as sites on sites.acc_id = evse_load_15min.acc_id
 ),
 
 daily_load as (
@@ -24,7 +24,7 @@ daily_sessions as (
         evse_address,
         session_start_local::date as day_local,
         count(*) as sessions
-    from charging_sessions
+    from {{ ref('charging_sessions') }}
     group by evse_address, session_start_local::date
 ),
 

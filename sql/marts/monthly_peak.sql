@@ -1,6 +1,6 @@
 -- per site and local billing month: the highest 15-minute demand against the DCM target
 with site_load as (
-    select * from site_load_15min
+    select * from {{ ref('site_load_15min') }}
 ),
 
 monthly as (
@@ -18,7 +18,7 @@ monthly as (
 
 targets as (
     select acc_id, month_num, target_peak_power_kw
-    from target_peak_power
+    from {{ ref('target_peak_power') }}
 ),
 
 final as (

@@ -1,6 +1,6 @@
 -- per site (acc_id), phase pair (AB/BC/CA) and 15-minute interval: the demand on each phase
 with evse_load as (
-    select * from evse_load_15min
+    select * from {{ ref('evse_load_15min') }}
 ),
 
 phase_load as (
@@ -28,7 +28,7 @@ final as (
         phase_load.energy_kwh,
         phase_load.evse_count
     from phase_load
-    left join sites on sites.acc_id = phase_load.acc_id
+    left join {{ ref('sites') }} as sites on sites.acc_id = phase_load.acc_id
 )
 
 select * from final

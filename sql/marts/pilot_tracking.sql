@@ -10,7 +10,7 @@ with samples as (
         current_actual_a,
         pilot_actual_a,
         abs(current_actual_a - pilot_actual_a) as pilot_error_a
-    from session_samples
+    from {{ ref('session_samples') }}
 ),
 
 tracking as (
@@ -36,7 +36,7 @@ limits as (
         tracking.session_start,
         avg(evse_request.current_limit_a) as mean_current_limit_a
     from tracking
-    inner join evse_request
+    inner join {{ ref('evse_request') }} as evse_request
         on evse_request.evse_address = tracking.evse_address
         and evse_request.time >= tracking.session_start
         and evse_request.time < tracking.session_end

@@ -1,6 +1,6 @@
 -- per site (acc_id) and 15-minute interval: the demand a utility bills
 with evse_load as (
-    select * from evse_load_15min
+    select * from {{ ref('evse_load_15min') }}
 ),
 
 site_load as (
@@ -26,7 +26,7 @@ final as (
         site_load.energy_kwh,
         site_load.evse_count
     from site_load
-    left join sites on sites.acc_id = site_load.acc_id
+    left join {{ ref('sites') }} as sites on sites.acc_id = site_load.acc_id
 )
 
 select * from final

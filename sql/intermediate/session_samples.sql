@@ -16,7 +16,7 @@ with source as (
         pilot_actual_a,
         -- power is what demand charges bill; fall back to v * i only when the meter gave none
         coalesce(power_kw, voltage_v * current_actual_a / 1000) as power_kw
-    from ct_response
+    from {{ ref('ct_response') }}
 ),
 
 connected as (
@@ -26,7 +26,7 @@ connected as (
         evse_address,
         date_trunc('minute', time) as minute,
         arg_max(connected, time) as connected
-    from evse_response
+    from {{ ref('evse_response') }}
     where connected is not null
     group by evse_address, date_trunc('minute', time)
 ),

@@ -10,7 +10,7 @@ with samples as (
         coalesce(power_kw, 0) as power_kw,
         charging,
         time_bucket(interval 15 minute, time) as interval_start
-    from session_samples
+    from {{ ref('session_samples') }}
     where duration_s > 0
 ),
 
