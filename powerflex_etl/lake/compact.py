@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from powerflex_etl.errors import LakeError
-from powerflex_etl.ingest.window import check_measurements
+from powerflex_etl.ingest.plan import check_measurements
 from powerflex_etl.lake import crashpoints
 from powerflex_etl.lake.store import (
     ROW_GROUP_ROWS,
