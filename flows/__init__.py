@@ -1,1 +1,2 @@
-"""Prefect glue: tasks wrap library calls, flows sequence them and return small summaries."""
+"""Prefect only: flows hand the library's orchestrator Prefect tasks, and add retries,
+artifacts and run logs. ``engine.py`` is what ``--engine prefect`` loads (an entry point)."""

@@ -1,4 +1,4 @@
-"""Per-process objects the tasks share: settings, one thread-safe client, the lake.
+"""Per-process objects the tasks share: settings, one thread-safe client, the lake; log routing.
 
 Nothing here is ever sent to Prefect: flow and task parameters carry only non-secret
 overrides; the password comes from the environment (or a Prefect Secret block resolved
@@ -8,6 +8,8 @@ inside the process), and each process (a Dask worker included) builds its own cl
 from __future__ import annotations
 
 import json
+import logging
+import os
 import threading
 from typing import Any
 
@@ -34,8 +36,6 @@ def settings(overrides: dict[str, Any] | None = None) -> Settings:
 
 def _secret_block_password() -> str | None:
     """The password from a Prefect Secret block named by POWERFLEX_PASSWORD_BLOCK, if set."""
-    import os
-
     name = os.environ.get("POWERFLEX_PASSWORD_BLOCK")
     if not name:
         return None
@@ -56,5 +56,39 @@ def client(s: Settings) -> PowerflexClient:
 
 
 def lake_and_state(s: Settings) -> tuple[Lake, State]:
+    """The lake at ``s.lake`` and its state."""
     lake = Lake(s.lake)
     return lake, State(lake)
+
+
+def _in_a_run(record: logging.LogRecord) -> bool:
+    from prefect.context import get_run_context
+    from prefect.exceptions import MissingContextError
+
+    try:
+        get_run_context()
+    except MissingContextError:
+        return False
+    return True
+
+
+def route_library_logs() -> None:
+    """Make the library's own log lines (``powerflex_etl``) part of the run's logs in Prefect.
+
+    The library logs each window once; Prefect's API handler on its logger is what shows
+    that line in the flow run (no second copy through ``get_run_logger``). Idempotent, and
+    checked on every call because the CLI may have replaced the logger's handlers since.
+    Lines logged outside a flow or task run stay out of the API.
+    """
+    from prefect.logging.handlers import APILogHandler
+
+    logger = logging.getLogger("powerflex_etl")
+    with _lock:
+        if any(isinstance(h, APILogHandler) for h in logger.handlers):
+            return
+        handler = APILogHandler()
+        handler.addFilter(_in_a_run)
+        logger.addHandler(handler)
+        # a worker's root logger is at WARNING: the per-window INFO lines must still get through
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)

@@ -158,3 +158,13 @@ class WindowError(PowerflexError):
     def __reduce__(self) -> tuple[object, ...]:
         # picklable across Prefect/Dask workers
         return (WindowError, (self.measurement, self.window, self.cause))
+
+
+def is_retryable(err: BaseException) -> bool:
+    """Whether running the same step again later can help: the one retry predicate.
+
+    True only for a library error marked retryable (5xx, 429, timeouts after the client's
+    own retries; a :class:`WindowError` carries its cause's marker); anything else (bad
+    answers, bad settings, bugs) fails the same way on every attempt.
+    """
+    return isinstance(err, PowerflexError) and bool(getattr(err, "retryable", False))

@@ -1,7 +1,7 @@
 """Proof on real data: do the marts find the real ACN sessions the simulator replayed?
 
 ``run_proof`` serves real sessions (seed 0 replays real dates) at a chosen sample period,
-ingests ``[start, end)`` through the library into a fresh lake, and compares
+ingests ``[start, end)`` with the orchestrator's local engine into a fresh lake, and compares
 ``charging_sessions`` with the sessions the simulator placed there:
 
 - every real session wholly inside the range must be found once, its start within two
@@ -242,7 +242,7 @@ def run_proof(
     """
     # imported here: the simulator package must not need the ingestion stack to serve
     from powerflex_etl.catalog.build import connect
-    from powerflex_etl.ingest.run import run
+    from powerflex_etl.ingest.run import LocalEngine
     from powerflex_etl.settings import Settings
 
     config = SimulatorConfig(seed=0, sample_period_s=sample_period_s, sites=(site,))
@@ -253,13 +253,8 @@ def run_proof(
             password=SecretStr(config.password),
             lake=str(lake or Path(tmp) / "lake"),
         )
-        run(
-            s,
-            start=start.isoformat(),
-            end=end.isoformat(),
-            measurements=None,
-            engine="local",
-            workers=workers,
+        LocalEngine().ingest(
+            s, start=start.isoformat(), end=end.isoformat(), measurements=None, workers=workers
         )
         con = connect(s.lake)
         try:

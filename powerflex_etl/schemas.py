@@ -6,10 +6,13 @@ Declared once; the parser, the normalizer, the lake and the views all read it fr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import pyarrow as pa
+
+from powerflex_etl.errors import ConfigError
 
 #: The API's month names (target peak power keys), January first.
 MONTHS: tuple[str, ...] = (
@@ -20,6 +23,17 @@ Kind = Literal["id", "number", "bool", "state"]
 
 CHARGING_STATES: tuple[str, ...] = ("UNPLUGGED", "ADAPTIVE", "IDLE", "READY", "NOT CHARGING")
 MEASUREMENTS: tuple[str, ...] = ("ct_response", "evse_request", "evse_response")
+
+def check_measurements(measurements: Iterable[str] | None) -> list[str]:
+    """The measurements asked for (all when none), validated, in contract order."""
+    asked = list(measurements or MEASUREMENTS)
+    unknown = [m for m in asked if m not in MEASUREMENTS]
+    if unknown:
+        raise ConfigError(
+            f"unknown measurement {unknown[0]!r}", hint=f"use one of {', '.join(MEASUREMENTS)}"
+        )
+    return [m for m in MEASUREMENTS if m in asked]
+
 
 TIME = "time"
 INGESTED_AT = "_ingested_at"

@@ -7,8 +7,6 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-MEASUREMENTS: tuple[str, ...] = ("ct_response", "evse_request", "evse_response")
-
 PowerUnit = Literal["kW", "W", "mW"]
 
 

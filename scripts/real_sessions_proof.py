@@ -2,7 +2,7 @@
 
 Replays the real sessions of a week (seed 0: real dates replay themselves) through the
 simulator on loopback, at one-minute samples and at the real 3-5 s cadence, ingests each
-through the library into a fresh lake and compares (``powerflex_etl.simulator.proof``).
+through the library into a fresh lake and compares (``powerflex_etl.proof``).
 Prints the figures per cadence and exits 1 if any requirement fails.
 
     .venv/bin/python scripts/real_sessions_proof.py [--start 2021-09-06] [--days 7]

@@ -3,7 +3,7 @@ named crash point, then check what it left and that a rerun converges.
 
 The workload (no Prefect, no network): a lake holding an earlier ingest ("gen1": 24 h of
 ``ct_response`` and ``evse_response``) is re-ingested over an overlapping, longer range
-("gen2", different values, 03:00 to 03:00 the next day) in 12-hour windows through ``pipeline.run_windows`` (fetch ->
+("gen2", different values, 03:00 to 03:00 the next day) in 12-hour windows through ``run.run_windows`` (fetch ->
 parse -> normalize -> ``Lake.commit_window`` -> window record; watermarks at the end), then
 the catalog is rebuilt. The first window starts mid-slot, so slot files mix kept and new
 rows. The API answers come from :class:`StubClient`: InfluxDB 1.7 JSON with a few bad rows
@@ -31,7 +31,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from powerflex_etl.catalog.build import build_catalog, connect, default_catalog_path
-from powerflex_etl.ingest.window import RunResult, plan_run, run_windows
+from powerflex_etl.ingest.plan import plan_run
+from powerflex_etl.ingest.run import run_windows
+from powerflex_etl.ingest.summary import RunResult
 from powerflex_etl.lake import crashpoints
 from powerflex_etl.lake.layout import SLOT_US
 from powerflex_etl.lake.state import State

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from powerflex_etl.errors import ConfigError, ParseError, PowerflexError
-from powerflex_etl.ingest import dcm
+from powerflex_etl.ingest import dcm, dcm_snapshot
 from powerflex_etl.schemas import DCM_SCHEMAS, arrow_schema
 
 AT = datetime(2024, 6, 3, 12, 30, tzinfo=UTC)
@@ -188,7 +188,7 @@ def test_snapshot_writes_one_file_per_table_and_acc_id_with_string_ids() -> None
         {"03": _doc_example("get_target_peak_power_kW"), "11": {"Jan": 50}},
     )
     lake = RecordingLake()
-    out = dcm.snapshot(client, lake, ["03", "11", "03"], run_id="run-1", at=AT)  # type: ignore[arg-type]
+    out = dcm_snapshot.snapshot(client, lake, ["03", "11", "03"], run_id="run-1", at=AT)  # type: ignore[arg-type]
     assert out["acc_ids"] == ["03", "11"]
     assert out["external_signals"] == 1 and out["target_peak_power"] == 13
     assert sorted(lake.files) == sorted(
@@ -207,7 +207,7 @@ def test_a_bad_answer_for_any_acc_id_writes_nothing() -> None:
     )
     lake = RecordingLake()
     with pytest.raises(ParseError, match="acc_id 04"):
-        dcm.snapshot(client, lake, ["03", "04"], run_id="r", at=AT)  # type: ignore[arg-type]
+        dcm_snapshot.snapshot(client, lake, ["03", "04"], run_id="r", at=AT)  # type: ignore[arg-type]
     assert lake.files == {}
 
 
@@ -215,13 +215,13 @@ def test_a_bad_answer_for_any_acc_id_writes_nothing() -> None:
 def test_unsafe_acc_ids_are_refused_before_any_call(bad: str) -> None:
     client = FakeClient({}, {})
     with pytest.raises(ConfigError):
-        dcm.snapshot(client, RecordingLake(), [bad], run_id="r", at=AT)  # type: ignore[arg-type]
+        dcm_snapshot.snapshot(client, RecordingLake(), [bad], run_id="r", at=AT)  # type: ignore[arg-type]
     assert client.calls == []
 
 
 def test_no_acc_ids_is_a_clear_error() -> None:
     with pytest.raises(PowerflexError, match="no acc_id"):
-        dcm.snapshot(FakeClient({}, {}), RecordingLake(), [], run_id="r", at=AT)  # type: ignore[arg-type]
+        dcm_snapshot.snapshot(FakeClient({}, {}), RecordingLake(), [], run_id="r", at=AT)  # type: ignore[arg-type]
 
 
 def _ct_file(path: Path, acc_ids: list[str | None]) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from powerflex_etl.api.client import PowerflexClient
 from powerflex_etl.catalog.build import build_catalog, connect
-from powerflex_etl.ingest import dcm
+from powerflex_etl.ingest import dcm, dcm_snapshot
 from powerflex_etl.lake.store import Lake
 from powerflex_etl.settings import Settings
 from powerflex_etl.simulator import SimulatorConfig, start_simulator
@@ -65,7 +65,7 @@ def test_snapshot_holds_the_months_just_set_and_keeps_the_string_id(
     client: PowerflexClient, settings: Settings
 ) -> None:
     answer = client.set_target_peak_power(ACC, {"Jun": 700, "Jul": 555})
-    out = dcm.snapshot(client, Lake(settings.lake), [ACC], run_id="run1", at=T1)
+    out = dcm_snapshot.snapshot(client, Lake(settings.lake), [ACC], run_id="run1", at=T1)
     assert out["acc_ids"] == [ACC] and out["target_peak_power"] == 12
     rows = _query(
         settings.lake,
@@ -87,7 +87,7 @@ def test_external_signals_snapshot_equals_the_endpoint(
         ACC, name="DCM_EVSE_Allocation", max_load=21.6, max_load_unit="kW", is_enabled=True
     )
     live = client.get_external_signal(ACC)
-    dcm.snapshot(client, Lake(settings.lake), [ACC], run_id="run1", at=T1)
+    dcm_snapshot.snapshot(client, Lake(settings.lake), [ACC], run_id="run1", at=T1)
     rows = _query(
         settings.lake,
         "select acc_id, name, max_load, max_load_unit, is_enabled from external_signals",
@@ -104,9 +104,9 @@ def test_two_snapshots_history_has_both_latest_shows_the_newest(
 ) -> None:
     lake = Lake(settings.lake)
     client.set_target_peak_power(ACC, {"Jan": 100})
-    dcm.snapshot(client, lake, [ACC], run_id="run1", at=T1)
+    dcm_snapshot.snapshot(client, lake, [ACC], run_id="run1", at=T1)
     client.set_target_peak_power(ACC, {"Jan": 250})
-    dcm.snapshot(client, lake, [ACC], run_id="run2", at=T2)
+    dcm_snapshot.snapshot(client, lake, [ACC], run_id="run2", at=T2)
     history = _query(
         settings.lake,
         "select snapshot_at, target_peak_power_kw from target_peak_power_history "
@@ -126,8 +126,8 @@ def test_rerunning_the_same_snapshot_does_not_duplicate_rows(
     client: PowerflexClient, settings: Settings
 ) -> None:
     lake = Lake(settings.lake)
-    dcm.snapshot(client, lake, [ACC], run_id="run1", at=T1)
-    dcm.snapshot(client, lake, [ACC], run_id="run1", at=T1)
+    dcm_snapshot.snapshot(client, lake, [ACC], run_id="run1", at=T1)
+    dcm_snapshot.snapshot(client, lake, [ACC], run_id="run1", at=T1)
     rows = _query(settings.lake, "select count(*) from target_peak_power_history")
     assert rows == [(12,)]
 
@@ -150,7 +150,9 @@ def test_a_server_failure_on_a_later_site_writes_nothing(dcm_sim: Any, settings:
 
     try:
         with pytest.raises(RetryableApiError):
-            dcm.snapshot(FailsOnSecondSite(), Lake(settings.lake), [ACC, "04"], run_id="r", at=T1)
+            dcm_snapshot.snapshot(
+                FailsOnSecondSite(), Lake(settings.lake), [ACC, "04"], run_id="r", at=T1
+            )
     finally:
         dcm_sim.config.faults.fail_next = 0
         once.close()
@@ -174,7 +176,7 @@ def test_run_snapshot_defaults_to_the_lake_sites_and_refreshes_the_catalog(
         workers=1,
     )
     client.set_target_peak_power(ACC, {"Mar": 42})
-    out = dcm.run_snapshot(settings, at=T1, run_id="cli")
+    out = dcm_snapshot.run_snapshot(settings, at=T1, run_id="cli")
     assert out["acc_ids"] == [ACC] and out["target_peak_power"] == 12
     assert Path(out["catalog"]).is_file()
     con = connect(settings.lake)  # no rebuild: run_snapshot refreshed it
@@ -194,7 +196,7 @@ def test_flow_snapshots_every_site_of_the_lake_and_refreshes_the_catalog(
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from flows.dcm_snapshot import dcm_snapshot_flow
+    from flows.dcm import dcm_snapshot_flow
     from powerflex_etl.ingest import run as runner
 
     # flows read settings from the environment, as a deployment does
@@ -224,3 +226,29 @@ def test_flow_snapshots_every_site_of_the_lake_and_refreshes_the_catalog(
     finally:
         con.close()
     assert got == [(321.0,)]
+
+
+@pytest.mark.prefect
+def test_the_flow_writes_nothing_when_any_site_fails(
+    prefect_server: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow fetches each acc_id in its own task, but the policy is the library's: all or nothing."""
+    from flows.dcm import dcm_snapshot_flow
+    from powerflex_etl.errors import ParseError
+
+    monkeypatch.setenv("POWERFLEX_BASE_URL", settings.base_url)
+    monkeypatch.setenv("POWERFLEX_USERNAME", settings.username)
+    monkeypatch.setenv("POWERFLEX_PASSWORD", settings.password.get_secret_value())
+    real = dcm_snapshot.fetch
+
+    def fails_for_04(client: Any, acc_id: str, **kw: Any) -> Any:
+        if acc_id == "04":
+            raise ParseError("dcm acc_id 04 get_external_signal: not an object")
+        return real(client, acc_id, **kw)
+
+    monkeypatch.setattr(dcm_snapshot, "fetch", fails_for_04)
+    with pytest.raises(ParseError, match="acc_id 04"):
+        dcm_snapshot_flow(acc_ids=[ACC, "04"], lake=settings.lake)
+    lake_dir = Path(settings.lake)
+    assert not list(lake_dir.glob("external_signals/**/*.parquet"))
+    assert not list(lake_dir.glob("target_peak_power/**/*.parquet"))

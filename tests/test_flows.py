@@ -133,3 +133,35 @@ def test_a_backfill_flow_keeps_at_most_workers_windows_in_flight(
     assert report["ok"] and state["calls"] == 16
     assert state["max"] == 2
     assert report["seconds"] > 0
+
+
+def test_each_window_line_reaches_the_run_logs_once(prefect_server, sim, flow_env):
+    """The library logs a window once; under Prefect that same line is the task run's log."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.logging.handlers import APILogHandler
+
+    from flows.ingest import with_workers
+
+    report = with_workers(2)(
+        start=T0.isoformat(),
+        end=(T0 + timedelta(hours=12)).isoformat(),
+        measurements=["evse_request"],
+        lake=flow_env.lake,
+    )
+
+    async def logs():
+        await APILogHandler.aflush()
+        async with get_client() as c:
+            return await c.read_logs()
+
+    ours = [
+        log
+        for log in asyncio.run(logs())
+        if log.flow_run_id and log.flow_run_id.hex.startswith(report["run_id"])
+    ]
+    lines = [log for log in ours if log.message.startswith("evse_request [")]
+    assert len(lines) == report["measurements"]["evse_request"]["windows"] == 2
+    assert all(log.name == "powerflex_etl.ingest" and log.task_run_id for log in lines)
+    assert len({log.message for log in lines}) == 2

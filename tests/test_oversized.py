@@ -20,6 +20,7 @@ import pytest
 from powerflex_etl.api.client import PowerflexClient
 from powerflex_etl.errors import AnswerTooLargeError, WindowError
 from powerflex_etl.ingest import window as pipeline
+from powerflex_etl.ingest.run import run_windows
 from powerflex_etl.lake.state import State
 from powerflex_etl.lake.store import Lake
 from powerflex_etl.settings import Settings
@@ -212,7 +213,7 @@ def test_a_half_that_stays_too_large_keeps_the_watermark_behind_it(
     lake = Lake(s.lake)
     state = State(lake)
     with PowerflexClient(s) as client:
-        result = pipeline.run_windows(
+        result = run_windows(
             [("ct_response", Window(T0, T1))],
             settings=s,
             lake=lake,

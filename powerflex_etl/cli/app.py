@@ -1,4 +1,4 @@
-"""`powerflex-etl`: a thin Typer layer; every command's logic lives in the library or flows/.
+"""`powerflex-etl`: a thin Typer layer; every command's logic lives in the library.
 
 Imports are lazy so `powerflex-etl --help` and `query` start fast.
 """
@@ -166,19 +166,22 @@ def backfill(
     """Ingest a long range in parallel windows; resumes without redoing committed windows."""
     _setup_logging(verbose)
     s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
+    from powerflex_etl.cli.progress import BackfillProgress
     from powerflex_etl.ingest.run import backfill as run_backfill
 
-    report = run_backfill(
-        s,
-        start=start,
-        end=end,
-        measurements=measurement,
-        workers=workers,
-        dry_run=dry_run,
-        redo=redo,
-        executor=executor.value,
-        dask_address=dask_address,
-    )
+    with BackfillProgress() as progress:
+        report = run_backfill(
+            s,
+            start=start,
+            end=end,
+            measurements=measurement,
+            workers=workers,
+            dry_run=dry_run,
+            redo=redo,
+            executor=executor.value,
+            dask_address=dask_address,
+            on_window=progress.update,
+        )
     _echo_json(report)
 
 
@@ -259,7 +262,7 @@ def dcm(
     """Snapshot the DCM endpoints (external signals, target peak power) into the lake."""
     _setup_logging(verbose)
     s = _settings(lake=lake, base_url=base_url)
-    from powerflex_etl.ingest.dcm import run_snapshot
+    from powerflex_etl.ingest.dcm_snapshot import run_snapshot
 
     _echo_json(run_snapshot(s, acc_id or None))
 
@@ -331,9 +334,9 @@ def state_reset(
 ) -> None:
     """Forget watermarks and window records (never the data): the next run starts afresh."""
     s = _settings(lake=lake)
-    from powerflex_etl.ingest.window import check_measurements
     from powerflex_etl.lake.state import State
     from powerflex_etl.lake.store import Lake
+    from powerflex_etl.schemas import check_measurements
 
     targets = check_measurements(measurement)
     if not yes and not typer.confirm(f"reset state of {', '.join(targets)} in {s.lake}?"):

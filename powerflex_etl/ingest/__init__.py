@@ -1,1 +1,7 @@
-"""ingest."""
+"""Ingestion, engine-agnostic: the one orchestrator and the steps it sequences.
+
+``plan`` (which windows a run covers), ``window`` (one window end to end), ``engine``
+(where windows run: the submit abstraction, engines found by entry point), ``run`` (the
+orchestrator, and the local engine), ``summary`` (run id, window summary, run report);
+``dcm`` (DCM answers -> Arrow) and ``dcm_snapshot`` (all-or-nothing DCM snapshots).
+"""

@@ -6,17 +6,18 @@ Each snapshot of one ``acc_id`` becomes two small files (CONTRACT §3-§4)::
     <lake>/target_peak_power/date=YYYY-MM-DD/snap-<key>.parquet   one row per month
 
 with exactly the columns of ``schemas.DCM_SCHEMAS``. The conversion from the API's
-answer to Arrow is pure (:func:`external_signals_table`, :func:`target_peak_power_table`)
+answer to Arrow here is pure (:func:`external_signals_table`, :func:`target_peak_power_table`)
 and validates as it goes, so nothing is written from an answer that cannot be trusted.
+Fetching, the all-or-nothing write and the catalog refresh are ``ingest/dcm_snapshot.py``.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -25,7 +26,6 @@ from powerflex_etl.schemas import DCM_SCHEMAS, MONTHS, RUN_ID
 
 if TYPE_CHECKING:
     from powerflex_etl.lake.store import Lake
-    from powerflex_etl.settings import Settings
 
 _MONTH_NUM = {m.lower(): i for i, m in enumerate(MONTHS, start=1)}
 LOAD_UNITS: tuple[str, ...] = ("kW", "A")
@@ -35,14 +35,6 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 
 EXTERNAL_SIGNALS_ENDPOINT = "get_external_signal"
 TARGET_PEAK_ENDPOINT = "get_target_peak_power_kW"
-
-
-class DcmClient(Protocol):
-    """The two client methods a snapshot needs (``PowerflexClient`` has them)."""
-
-    def get_external_signal(self, acc_id: str | int, name: str | None = None) -> dict[str, Any]: ...
-
-    def get_target_peak_power(self, acc_id: str | int) -> dict[str, int]: ...
 
 
 def check_acc_id(acc_id: str) -> str:
@@ -173,105 +165,9 @@ def snapshot_key(acc_id: str, *, run_id: str, at: datetime) -> str:
     return f"{_utc(at):%Y%m%dT%H%M%S%fZ}-acc{check_acc_id(acc_id)}-{safe_run}"
 
 
-def fetch(client: DcmClient, acc_id: str, *, run_id: str, at: datetime) -> dict[str, pa.Table]:
-    """Both endpoints of one acc_id, validated: ``{"external_signals": t, "target_peak_power": t}``."""
-    check_acc_id(acc_id)
-    signals = client.get_external_signal(acc_id)
-    targets = client.get_target_peak_power(acc_id)
-    return {
-        "external_signals": external_signals_table(acc_id, signals, run_id=run_id, at=at),
-        "target_peak_power": target_peak_power_table(acc_id, targets, run_id=run_id, at=at),
-    }
-
-
-def write(
-    lake: Lake, acc_id: str, tables: Mapping[str, pa.Table], *, run_id: str, at: datetime
-) -> dict[str, int]:
-    """Write one acc_id's fetched tables, one immutable file each; returns rows per table."""
-    key = snapshot_key(acc_id, run_id=run_id, at=at)
-    rows: dict[str, int] = {}
-    for name, table in tables.items():
-        lake.write_snapshot(name, table, key, at=_utc(at))
-        rows[name] = table.num_rows
-    return rows
-
-
-def snapshot_one(
-    client: DcmClient, lake: Lake, acc_id: str, *, run_id: str, at: datetime
-) -> dict[str, Any]:
-    """Fetch, validate and write one acc_id; a failure before the write writes nothing."""
-    rows = write(lake, acc_id, fetch(client, acc_id, run_id=run_id, at=at), run_id=run_id, at=at)
-    return {"acc_id": acc_id, **rows}
-
-
-def snapshot(
-    client: DcmClient,
-    lake: Lake,
-    acc_ids: Sequence[str],
-    *,
-    run_id: str,
-    at: datetime,
-) -> dict[str, Any]:
-    """Snapshot the DCM endpoints of every acc_id into the lake.
-
-    Every acc_id is fetched and validated before anything is written, so a bad answer
-    (or an unreachable endpoint) for any of them writes nothing at all. Returns
-    ``{"run_id", "snapshot_at", "acc_ids", "external_signals": rows, "target_peak_power": rows}``.
-    """
-    ids = list(dict.fromkeys(acc_ids))  # keep order, drop repeats
-    if not ids:
-        raise ConfigError(
-            "dcm: no acc_id to snapshot",
-            hint="pass --acc-id ID, or ingest ct_response first so the lake knows its sites",
-        )
-    fetched = {a: fetch(client, a, run_id=run_id, at=at) for a in ids}
-    totals = {"external_signals": 0, "target_peak_power": 0}
-    for acc_id, tables in fetched.items():
-        for name, n in write(lake, acc_id, tables, run_id=run_id, at=at).items():
-            totals[name] += n
-    return {
-        "run_id": run_id,
-        "snapshot_at": _utc(at).isoformat(),
-        "acc_ids": ids,
-        **totals,
-    }
-
-
 def acc_ids_in_lake(lake: Lake | str) -> list[str]:
     """Every distinct, non-null ``acc_id`` in the lake's ``ct_response`` files, sorted (``[]``
     without any); see :meth:`Lake.acc_ids`."""
     from powerflex_etl.lake.store import Lake
 
     return (Lake(lake) if isinstance(lake, str) else lake).acc_ids()
-
-
-def run_snapshot(
-    settings: Settings,
-    acc_ids: Sequence[str] | None = None,
-    *,
-    at: datetime | None = None,
-    run_id: str | None = None,
-) -> dict[str, Any]:
-    """What ``powerflex-etl dcm`` does: snapshot, then refresh the catalog.
-
-    acc_ids: the ones given, else the ``POWERFLEX_ACC_ID`` scope, else every acc_id of
-    the lake's ct_response. Returns :func:`snapshot`'s summary plus ``catalog``.
-    """
-    from powerflex_etl.api.client import PowerflexClient
-    from powerflex_etl.catalog.build import build_catalog
-    from powerflex_etl.ingest.window import new_run_id
-    from powerflex_etl.lake.store import Lake
-
-    ids = list(acc_ids or settings.acc_id or acc_ids_in_lake(settings.lake))
-    for a in ids:
-        check_acc_id(a)
-    with PowerflexClient(settings) as client:
-        summary = snapshot(
-            client,
-            Lake(settings.lake),
-            ids,
-            run_id=run_id or new_run_id(),
-            at=at or datetime.now(UTC),
-        )
-    catalog = build_catalog(settings.lake, catalog_path=settings.catalog_path)
-    return {**summary, "catalog": str(catalog)}

@@ -1,39 +1,256 @@
-"""What `ingest` and `backfill` run: the Prefect flow, or the same library steps without it.
+"""The one orchestrator: plan -> skip committed -> run windows via submit -> watermarks -> refresh.
 
-Kept apart from cli.py so the CLI stays a thin layer and tests can call it directly.
+Every engine ingests through :func:`ingest` and :func:`finish`: the built-in
+:class:`LocalEngine` passes a thread pool, ``flows/`` passes Prefect's ``task.submit``
+(see ``ingest/engine.py``). :func:`run` and :func:`backfill` are what the CLI calls;
+they only pick the engine.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from powerflex_etl.errors import ConfigError
-from powerflex_etl.ingest.window import (
-    RunResult,
-    WindowSummary,
-    committed_keys,
-    new_run_id,
-    plan_run,
-    run_windows,
-)
-from powerflex_etl.settings import Settings
-from powerflex_etl.windows import Window
+from powerflex_etl.errors import ConfigError, PowerflexError
+from powerflex_etl.ingest.engine import Engine, Handle, Submit, ThreadPoolSubmit, plugin_engine
+from powerflex_etl.ingest.plan import Work, estimate, plan_run, without_committed
+from powerflex_etl.ingest.summary import RunResult, WindowDone, WindowSummary, new_run_id
+
+if TYPE_CHECKING:
+    from powerflex_etl.api.client import PowerflexClient
+    from powerflex_etl.lake.state import State
+    from powerflex_etl.lake.store import Lake
+    from powerflex_etl.settings import Settings
 
 log = logging.getLogger("powerflex_etl.ingest")
 
+#: Called once per finished window (ok or failed), e.g. by the CLI's progress bar.
+OnWindow = Callable[[WindowDone], None]
 
-def _overrides(s: Settings) -> dict[str, Any]:
-    """Non-secret settings a flow must see the same way the CLI did."""
-    return {
-        "lake": s.lake,
-        "base_url": s.base_url,
-        "window_hours": s.window_hours,
-        "lookback_hours": s.lookback_hours,
-    }
+
+def run_windows_with(
+    submit: Submit,
+    work: Sequence[Work],
+    *,
+    state: State,
+    run_id: str,
+    workers: int,
+    advance: bool = True,
+    on_window: OnWindow | None = None,
+) -> RunResult:
+    """Run ``work`` through ``submit``, at most ``workers`` windows in flight; then move watermarks.
+
+    The bound lives here, not in the engine: Prefect's thread pool has no bound of its own,
+    and a long range must never hold more than ``workers`` answers in memory. Window
+    failures (:class:`PowerflexError`) are collected in plan order; any other exception is
+    a bug, raised once the windows in flight have finished.
+    """
+    t0 = time.perf_counter()
+    limit = max(1, workers)
+    todo = iter(enumerate(work))
+    pending: list[tuple[Handle, int]] = []
+    summaries: list[WindowSummary] = []
+    failed: list[tuple[int, PowerflexError]] = []
+    bug: Exception | None = None
+    finished = 0
+    while True:
+        while bug is None and len(pending) < limit:
+            nxt = next(todo, None)
+            if nxt is None:
+                break
+            i, (m, w) = nxt
+            pending.append((submit.submit(m, w), i))
+        if not pending:
+            break
+        first = submit.first_done([h for h, _ in pending])
+        _, i = pending.pop(next(k for k, (h, _) in enumerate(pending) if h == first))
+        m, w = work[i]
+        summary: WindowSummary | None = None
+        error: PowerflexError | None = None
+        try:
+            summary = first.result()
+        except PowerflexError as err:
+            error = err
+            failed.append((i, err))
+        except Exception as err:
+            # not a window failure but a bug: stop submitting, let the windows in flight end
+            bug = bug or err
+            continue
+        else:
+            summaries.append(summary)
+        finished += 1
+        if on_window is not None:
+            on_window(WindowDone(m, w, summary, error, finished, len(work)))
+    if bug is not None:
+        raise bug
+    failures = [(*work[i], err) for i, err in sorted(failed, key=lambda f: f[0])]
+    marks = (
+        advance_watermarks(state, summaries, [(m, w) for m, w, _ in failures]) if advance else {}
+    )
+    return RunResult(run_id, summaries, failures, marks, time.perf_counter() - t0)
+
+
+def advance_watermarks(
+    state: State, summaries: Iterable[WindowSummary], failed: Iterable[Work]
+) -> dict[str, str]:
+    """Per measurement, move the watermark to the end of the committed windows before any failure.
+
+    Windows after a failed one do not advance it: the next incremental run redoes them.
+    """
+    failed_starts: dict[str, datetime] = {}
+    for m, w in failed:
+        failed_starts[m] = min(failed_starts.get(m, w.start), w.start)
+    ends: dict[str, datetime] = {}
+    for s in summaries:
+        end = datetime.fromisoformat(s.window_end)
+        if s.measurement in failed_starts and end > failed_starts[s.measurement]:
+            continue
+        ends[s.measurement] = max(ends.get(s.measurement, end), end)
+    return {m: state.advance_watermark(m, end).isoformat() for m, end in ends.items()}
+
+
+def ingest(
+    settings: Settings,
+    submit: Submit,
+    *,
+    state: State,
+    run_id: str,
+    start: str | datetime | None,
+    end: str | datetime | None,
+    measurements: list[str] | None,
+    workers: int,
+    skip_committed: bool = False,
+    on_window: OnWindow | None = None,
+) -> RunResult:
+    """One ingestion run on any engine: plan, skip committed (``skip_committed``), run, refresh.
+
+    The catalog is rebuilt when any window was committed, failures or not. Window failures
+    are in the result, not raised: pass it to :func:`finish` (after publishing it, if the
+    engine publishes reports).
+    """
+    work = plan_run(state, measurements, start, end, settings=settings)
+    if skip_committed:
+        todo = without_committed(state, work)
+        log.info("%d windows to run (%d already committed)", len(todo), len(work) - len(todo))
+        work = todo
+    result = run_windows_with(
+        submit, work, state=state, run_id=run_id, workers=workers, on_window=on_window
+    )
+    if result.summaries:
+        from powerflex_etl.catalog.build import build_catalog
+
+        build_catalog(settings.lake, catalog_path=settings.catalog_path)
+    return result
+
+
+def finish(result: RunResult) -> dict[str, Any]:
+    """The run's report; warns on a failed unit check, raises the first failure (plan order)."""
+    report = result.report()
+    for m, t in report["measurements"].items():
+        if not t.get("unit_check_ok", True):
+            log.warning("%s: %s", m, t.get("unit_check"))
+    if result.failures:
+        raise result.failures[0][2]
+    return report
+
+
+def run_windows(
+    work: Sequence[Work],
+    *,
+    settings: Settings,
+    lake: Lake,
+    state: State,
+    client: PowerflexClient,
+    run_id: str,
+    workers: int = 2,
+    advance: bool = True,
+) -> RunResult:
+    """Run ``work`` on a thread pool in this process (no planning, no catalog): for harnesses."""
+    with ThreadPoolSubmit(
+        settings=settings, lake=lake, state=state, client=client, run_id=run_id, workers=workers
+    ) as submit:
+        return run_windows_with(
+            submit, work, state=state, run_id=run_id, workers=workers, advance=advance
+        )
+
+
+class LocalEngine:
+    """The built-in engine: every window on a thread pool in this process, no Prefect."""
+
+    def __init__(self, *, on_window: OnWindow | None = None) -> None:
+        self.on_window = on_window
+
+    def ingest(
+        self,
+        settings: Settings,
+        *,
+        start: str | None,
+        end: str | None,
+        measurements: list[str] | None,
+        workers: int,
+    ) -> dict[str, Any]:
+        """One run over [start, end) (incremental without start); raises the first failure."""
+        return self._run(settings, start, end, measurements, workers, skip_committed=False)
+
+    def backfill(
+        self,
+        settings: Settings,
+        *,
+        start: str,
+        end: str,
+        measurements: list[str] | None,
+        workers: int,
+        redo: bool,
+    ) -> dict[str, Any]:
+        """A long range, skipping committed windows unless ``redo``; raises the first failure."""
+        return self._run(settings, start, end, measurements, workers, skip_committed=not redo)
+
+    def _run(
+        self,
+        s: Settings,
+        start: str | None,
+        end: str | None,
+        measurements: list[str] | None,
+        workers: int,
+        *,
+        skip_committed: bool,
+    ) -> dict[str, Any]:
+        from powerflex_etl.api.client import PowerflexClient
+        from powerflex_etl.lake.state import State
+        from powerflex_etl.lake.store import Lake
+
+        lake = Lake(s.lake)
+        state = State(lake)
+        run_id = new_run_id()
+        with (
+            PowerflexClient(s) as client,
+            ThreadPoolSubmit(
+                settings=s, lake=lake, state=state, client=client, run_id=run_id, workers=workers
+            ) as submit,
+        ):
+            result = ingest(
+                s,
+                submit,
+                state=state,
+                run_id=run_id,
+                start=start,
+                end=end,
+                measurements=measurements,
+                workers=workers,
+                skip_committed=skip_committed,
+                on_window=self.on_window,
+            )
+        return finish(result)
+
+
+def load_engine(name: str, **options: Any) -> Engine:
+    """``local`` (built in) or an engine registered under ``powerflex_etl.engines`` (``prefect``)."""
+    if name == "local":
+        return LocalEngine(**options)
+    return plugin_engine(name, **options)
 
 
 def run(
@@ -45,76 +262,10 @@ def run(
     engine: str = "prefect",
     workers: int = 4,
 ) -> dict[str, Any]:
-    """One ingestion run; returns the run report, raises the first failure (nothing partial committed)."""
-    if engine == "prefect":
-        from flows.ingest import with_workers
-
-        flow = with_workers(workers)
-        report: dict[str, Any] = flow(
-            start=start, end=end, measurements=measurements, workers=workers, **_overrides(s)
-        )
-        return report
-    if engine != "local":
-        raise ConfigError(f"unknown engine {engine!r}", hint="use prefect or local")
-    return _run_local(s, start=start, end=end, measurements=measurements, workers=workers)
-
-
-def _run_local(
-    s: Settings,
-    *,
-    start: str | None,
-    end: str | None,
-    measurements: list[str] | None,
-    workers: int,
-    skip_committed: bool = False,
-    advance: bool = True,
-    progress: bool = False,
-) -> dict[str, Any]:
-    from powerflex_etl.api.client import PowerflexClient
-    from powerflex_etl.catalog.build import build_catalog
-    from powerflex_etl.lake.state import State
-    from powerflex_etl.lake.store import Lake
-
-    lake = Lake(s.lake)
-    state = State(lake)
-    work = plan_run(state, measurements, start, end, settings=s)
-    skip = None
-    if skip_committed:
-        done = committed_keys(state, {m for m, _ in work})
-
-        def skip(m: str, w: Window) -> bool:
-            return (m, w.start, w.end) in done
-
-    client = PowerflexClient(s)
-    try:
-        with _Progress(work, skip, enabled=progress) as bar:
-            result = run_windows(
-                work,
-                settings=s,
-                lake=lake,
-                state=state,
-                client=client,
-                run_id=new_run_id(),
-                workers=workers,
-                skip=skip,
-                on_done=bar.update,
-                advance=advance,
-            )
-    finally:
-        client.close()
-    if result.summaries:
-        build_catalog(s.lake, catalog_path=s.catalog_path)
-    return _finish(result)
-
-
-def _finish(result: RunResult) -> dict[str, Any]:
-    report = result.report()
-    for m, t in report["measurements"].items():
-        if not t.get("unit_check_ok", True):
-            log.warning("%s: %s", m, t.get("unit_check"))
-    if result.failures:
-        raise result.failures[0][2]
-    return report
+    """One ingestion run on ``engine``; returns the run report, raises the first failure."""
+    return load_engine(engine).ingest(
+        s, start=start, end=end, measurements=measurements, workers=workers
+    )
 
 
 def backfill(
@@ -128,130 +279,29 @@ def backfill(
     redo: bool = False,
     executor: str = "threads",
     dask_address: str | None = None,
+    on_window: OnWindow | None = None,
 ) -> dict[str, Any]:
     """A long range in parallel windows; committed windows are skipped unless ``redo``.
 
-    ``threads``: the library's bounded thread pool with a progress bar. ``dask``: the Prefect
-    backfill flow on prefect-dask's DaskTaskRunner (a local cluster, or ``dask_address``);
+    ``threads``: the local engine (``on_window`` hears of every finished window). ``dask``:
+    the Prefect engine's backfill flow on a Dask cluster (a local one, or ``dask_address``);
     every worker process builds its own client from its environment.
     """
     from powerflex_etl.lake.state import State
     from powerflex_etl.lake.store import Lake
 
     state = State(Lake(s.lake))
+    # planned here too, so a bad range fails before any engine (or Dask cluster) starts
     work = plan_run(state, measurements, start, end, settings=s)
     if dry_run:
-        return _dry_run(state, work, redo)
-    if executor == "dask":
-        from flows.backfill import backfill_with, shared_api
-
-        flow = backfill_with("dask", workers, dask_address)
-        with shared_api():
-            result: dict[str, Any] = flow(
-                start=start,
-                end=end,
-                measurements=measurements,
-                window_hours=s.window_hours,
-                lake=s.lake,
-                redo=redo,
-                # the workers read credentials from their environment; --base-url must reach them
-                base_url=s.base_url,
-                workers=workers,
-            )
-        return result
-    if executor != "threads":
+        return estimate(state, work, redo)
+    eng: Engine
+    if executor == "threads":
+        eng = LocalEngine(on_window=on_window)
+    elif executor == "dask":
+        eng = plugin_engine("prefect", executor="dask", dask_address=dask_address)
+    else:
         raise ConfigError(f"unknown executor {executor!r}", hint="use threads or dask")
-    return _run_local(
-        s,
-        start=start,
-        end=end,
-        measurements=measurements,
-        workers=workers,
-        skip_committed=not redo,
-        progress=True,
+    return eng.backfill(
+        s, start=start, end=end, measurements=measurements, workers=workers, redo=redo
     )
-
-
-def _dry_run(state: Any, work: list[tuple[str, Window]], redo: bool) -> dict[str, Any]:
-    """The windows a backfill would run, and points estimated from committed windows' density."""
-    out: dict[str, Any] = {"windows": [], "estimate": {}}
-    for m in sorted({m for m, _ in work}):
-        records = state.committed_windows(m)
-        done = {(r.window.start, r.window.end) for r in records}
-        hours = sum((r.window.end - r.window.start).total_seconds() / 3600 for r in records)
-        per_hour = sum(r.rows for r in records) / hours if hours else None
-        todo = [w for mm, w in work if mm == m and (redo or (w.start, w.end) not in done)]
-        todo_hours = sum((w.end - w.start).total_seconds() / 3600 for w in todo)
-        out["estimate"][m] = {
-            "windows": len(todo),
-            "skipped_committed": sum(1 for mm, _ in work if mm == m) - len(todo),
-            "points": round(per_hour * todo_hours) if per_hour is not None else None,
-            "basis": f"{len(records)} committed windows"
-            if per_hour is not None
-            else "no committed windows yet",
-        }
-        out["windows"] += [f"{m} {w}" for w in todo]
-    return out
-
-
-class _Progress:
-    """A Rich progress bar on a terminal, plain log lines otherwise."""
-
-    def __init__(self, work: list[tuple[str, Window]], skip: Any, *, enabled: bool) -> None:
-        self.total = sum(1 for m, w in work if not (skip and skip(m, w)))
-        self.enabled = enabled
-        self.points = 0
-        self.done = 0
-        self.t0 = time.perf_counter()
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("[bold]backfill"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} windows"),
-                TextColumn("{task.fields[points]:,} points"),
-                TextColumn("{task.fields[rate]:,.0f} points/s"),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task("backfill", total=self.total, points=0, rate=0.0)
-        return self
-
-    def update(
-        self, summary: WindowSummary | None, item: tuple[str, Window], err: Exception | None
-    ) -> None:
-        self.done += 1
-        if summary is not None:
-            self.points += summary.points
-        rate = self.points / max(time.perf_counter() - self.t0, 1e-9)
-        if self._bar is not None:
-            self._bar.update(self._task, advance=1, points=self.points, rate=rate)
-        elif self.enabled:
-            m, w = item
-            status = "ok" if err is None else f"FAILED: {err}"
-            log.info(
-                "[%d/%d] %s %s %s (%d points total, %.0f points/s)",
-                self.done,
-                self.total,
-                m,
-                w,
-                status,
-                self.points,
-                rate,
-            )
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
-def parse_optional(value: str | None) -> datetime | None:
-    from powerflex_etl.windows import parse_time
-
-    return parse_time(value) if value else None

@@ -49,13 +49,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from powerflex_etl.errors import LakeError
-from powerflex_etl.ingest.window import check_measurements
 from powerflex_etl.lake import layout
 from powerflex_etl.lake.layout import REJECTS, SLOT_NAMES, SLOT_US
 from powerflex_etl.lake.parquet import dictionary_columns, merge, well_written
 from powerflex_etl.lake.staging import StagedFile, Staging
 from powerflex_etl.lake.store import Lake
-from powerflex_etl.schemas import KEY_COLUMNS, REJECTS_SCHEMA, TIME, arrow_schema
+from powerflex_etl.schemas import (
+    KEY_COLUMNS,
+    REJECTS_SCHEMA,
+    TIME,
+    arrow_schema,
+    check_measurements,
+)
 from powerflex_etl.settings import Settings
 
 
