@@ -27,6 +27,7 @@ dev: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check powerflex_etl flows tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -21,8 +21,8 @@ import pytest
 
 from powerflex_etl.catalog.build import connect
 from powerflex_etl.ingest import run as runner
+from powerflex_etl.ingest.housekeeping import compact_lake
 from powerflex_etl.lake import crashpoints
-from powerflex_etl.lake.compact import compact_lake
 from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import KEY_COLUMNS
 from powerflex_etl.settings import Settings

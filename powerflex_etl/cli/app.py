@@ -306,7 +306,7 @@ def compact(
         day = date.fromisoformat(before) if before else None
     except ValueError:
         raise ConfigError(f"--before {before!r} is not a date; use YYYY-MM-DD") from None
-    from powerflex_etl.lake.compact import compact_lake
+    from powerflex_etl.ingest.housekeeping import compact_lake
 
     summary = compact_lake(s, measurement or None, day)
     for line in summary.lines():

@@ -61,7 +61,6 @@ from powerflex_etl.schemas import (
     arrow_schema,
     check_measurements,
 )
-from powerflex_etl.settings import Settings
 
 
 @dataclass
@@ -117,27 +116,23 @@ class CompactSummary:
 
 
 def compact_lake(
-    s: Settings, measurements: list[str] | None = None, before: date | None = None
+    lake: Lake, measurements: list[str] | None = None, before: date | None = None
 ) -> CompactSummary:
     """Compact the measurements' partitions (and their rejects) dated before ``before``.
 
     Rewrites only partitions that need it (foreign files, or slot files with many small
-    row groups or another codec); rows are unchanged. Then refreshes the DuckDB catalog.
-    Raises :class:`LakeError` when there is no lake, or a file cannot be read (nothing of
-    that partition is changed then).
+    row groups or another codec); rows are unchanged. The caller refreshes what reads the
+    lake (``ingest.housekeeping.compact`` does). Raises :class:`LakeError` when there is no
+    lake, or a file cannot be read (nothing of that partition is changed then).
     """
     t0 = time.perf_counter()
     targets = check_measurements(measurements)
-    lake = Lake(s.lake)
     if lake.is_local and not os.path.isdir(lake.url):
         raise LakeError(f"compact: no lake at {lake.url}", hint="pass --lake or run ingest first")
     summary = CompactSummary(lake.url, before)
     for m in targets:
         for name in (m, REJECTS):
             summary.tables.append(_compact_table(lake, m, name, before))
-    from powerflex_etl.catalog.build import build_catalog
-
-    summary.catalog = str(build_catalog(s.lake, catalog_path=s.catalog_path))
     summary.seconds = time.perf_counter() - t0
     return summary
 
