@@ -14,9 +14,19 @@ if TYPE_CHECKING:
 
 
 def connect(lake: str | None = None, **kwargs: Any) -> duckdb.DuckDBPyConnection:
-    """A read-only DuckDB connection with the lake's views (builds the catalog if missing)."""
-    from powerflex_etl.catalog.build import connect as _connect
+    """A read-only DuckDB connection with the lake's views (builds the catalog if missing).
 
+    Without ``lake``, the lake, catalog path and sites file come from ``POWERFLEX_*`` settings.
+    """
+    from powerflex_etl.catalog import connect as _connect
+
+    if lake is None:
+        from powerflex_etl.settings import Settings
+
+        s = Settings()
+        kwargs.setdefault("catalog_path", s.catalog_path)
+        kwargs.setdefault("sites_file", s.sites_file)
+        lake = s.lake
     return _connect(lake, **kwargs)
 
 

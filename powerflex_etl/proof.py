@@ -241,7 +241,7 @@ def run_proof(
     everything in it).
     """
     # imported here: the simulator package must not need the ingestion stack to serve
-    from powerflex_etl.catalog.build import connect
+    from powerflex_etl.catalog import connect
     from powerflex_etl.ingest.run import LocalEngine
     from powerflex_etl.settings import Settings
 

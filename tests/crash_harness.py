@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from powerflex_etl.catalog.build import build_catalog, connect, default_catalog_path
+from powerflex_etl.catalog import build_catalog, connect, default_catalog_path
 from powerflex_etl.ingest.plan import plan_run
 from powerflex_etl.ingest.run import run_windows
 from powerflex_etl.ingest.summary import RunResult

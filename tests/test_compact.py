@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from powerflex_etl.catalog.build import connect
+from powerflex_etl.catalog import connect
 from powerflex_etl.ingest import run as runner
 from powerflex_etl.ingest.housekeeping import compact_lake
 from powerflex_etl.lake import crashpoints

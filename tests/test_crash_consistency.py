@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from powerflex_etl.catalog.build import connect
+from powerflex_etl.catalog import connect
 from powerflex_etl.lake import crashpoints
 from powerflex_etl.lake.state import State
 from powerflex_etl.lake.store import Lake

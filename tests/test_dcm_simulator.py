@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from powerflex_etl.api.client import PowerflexClient
-from powerflex_etl.catalog.build import build_catalog, connect
+from powerflex_etl.catalog import build_catalog, connect
 from powerflex_etl.ingest import dcm, dcm_snapshot
 from powerflex_etl.lake.store import Lake
 from powerflex_etl.settings import Settings

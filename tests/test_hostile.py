@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from powerflex_etl.catalog.build import connect
+from powerflex_etl.catalog import connect
 from powerflex_etl.parse.normalize import MAX_ID_LENGTH
 from powerflex_etl.schemas import CHARGING_STATES, SPECS
 from tests.fixtures.cli_run import CliRun, run_cli

@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from powerflex_etl import schemas
-from powerflex_etl.catalog.build import SQL_DIR, build_catalog, connect
+from powerflex_etl.catalog import build_catalog, connect
+from powerflex_etl.catalog.sqlfiles import SQL_DIR
 from powerflex_etl.errors import LakeError
 from powerflex_etl.lake import LakeUrl, State, layout
 from powerflex_etl.lake.store import Lake

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from powerflex_etl.catalog.build import build_catalog, connect
+from powerflex_etl.catalog import build_catalog, connect
 from powerflex_etl.ingest import dcm
 from powerflex_etl.report import build_report
 from powerflex_etl.report.charts import CHARTS
@@ -254,7 +254,7 @@ def test_summary_is_json_ready(small_lake: Path, tmp_path: Path) -> None:
 def test_a_catalog_without_the_marts_still_gives_a_report(tmp_path: Path) -> None:
     import shutil
 
-    from powerflex_etl.catalog import build as views
+    from powerflex_etl.catalog import sqlfiles as views
 
     lake = tmp_path / "lake"
     _write_lake(lake)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from powerflex_etl.catalog.build import connect
+from powerflex_etl.catalog import connect
 from powerflex_etl.ingest import run as runner
 from powerflex_etl.report import build_report
 from powerflex_etl.settings import Settings

@@ -17,8 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from powerflex_etl import schemas
-from powerflex_etl.catalog.build import CATALOG_NAME, SQL_DIR, CatalogError, build_catalog, connect
+from powerflex_etl.catalog import CatalogError, build_catalog, connect
+from powerflex_etl.catalog.sqlfiles import SQL_DIR
 from powerflex_etl.errors import ConfigError, LakeError
+from powerflex_etl.lake.layout import CATALOG_NAME
+from powerflex_etl.settings import Settings
 
 T0 = datetime(2024, 3, 1, 0, 0, tzinfo=UTC)
 STAGING_VIEWS = sorted(p.stem for p in (SQL_DIR / "staging").glob("*.sql"))
@@ -372,13 +375,13 @@ def test_sites_file_setting_wins_and_a_bad_zone_is_refused(
     other = tmp_path / "mine.toml"
     other.write_text('[sites."07"]\nname = "Office \'A\'"\ntz = "Europe/Paris"\n')
     monkeypatch.setenv("POWERFLEX_SITES_FILE", str(other))
-    build_catalog(str(lake), sql_dir=sql_dir)
+    build_catalog(str(lake), sql_dir=sql_dir, sites_file=Settings().sites_file)
     assert connect(str(lake)).execute("select * from sites").fetchall() == [
         ("07", "Office 'A'", "Europe/Paris")
     ]
     other.write_text('[sites."07"]\nname = "x"\ntz = "Mars/Olympus"\n')
     with pytest.raises(ConfigError, match="Mars/Olympus"):
-        build_catalog(str(lake), sql_dir=sql_dir)
+        build_catalog(str(lake), sql_dir=sql_dir, sites_file=Settings().sites_file)
 
 
 def test_no_sites_file_gives_an_empty_sites_table(lake: Path, sql_dir: Path) -> None:

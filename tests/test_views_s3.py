@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from powerflex_etl import schemas
-from powerflex_etl.catalog.build import build_catalog, connect
+from powerflex_etl.catalog import build_catalog, connect
 from tests.test_views import SITES, T0, ct_row
 
 pytestmark = pytest.mark.s3

@@ -197,10 +197,10 @@ def query(
 ) -> None:
     """Run SQL on the lake's views (builds the catalog if missing; opens it read-only)."""
     s = _settings(lake=lake)
-    from powerflex_etl.catalog.build import connect
+    from powerflex_etl.catalog import connect
     from powerflex_etl.catalog.query import run_query
 
-    con = connect(s.lake, catalog_path=s.catalog_path)
+    con = connect(s.lake, catalog_path=s.catalog_path, sites_file=s.sites_file)
     try:
         out = run_query(con, sql, format.value)
     finally:
@@ -285,6 +285,7 @@ def report(
         start=parse_time(start, name="--start") if start else None,
         end=parse_time(end, name="--end") if end else None,
         catalog_path=s.catalog_path,
+        sites_file=s.sites_file,
     )
     _echo_json(summary.to_dict())
 

@@ -49,7 +49,7 @@ def run_demo(*, lake: str, days: int = 3, seed: int = 1, engine: str = "prefect"
 
 
 def _summarize(lake: str, report: dict[str, Any]) -> dict[str, Any]:
-    from powerflex_etl.catalog.build import connect
+    from powerflex_etl.catalog import connect
 
     con = connect(lake)
     out: dict[str, Any] = {

@@ -134,7 +134,7 @@ def run_snapshot(
     without it this process fetches them one by one. Returns :func:`write_all`'s summary
     plus ``catalog``.
     """
-    from powerflex_etl.catalog.build import build_catalog
+    from powerflex_etl.catalog import build_for
     from powerflex_etl.lake.store import Lake
 
     ids = acc_ids_to_snapshot(
@@ -151,7 +151,7 @@ def run_snapshot(
     else:
         started = [(a, fetch_with(a, run_id, at)) for a in ids]
         summary = write_all(lake, started, run_id=run_id, at=at)
-    catalog = build_catalog(settings.lake, catalog_path=settings.catalog_path)
+    catalog = build_for(settings)
     return {**summary, "catalog": str(catalog)}
 
 

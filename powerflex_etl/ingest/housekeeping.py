@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import date
 
-from powerflex_etl.catalog.build import build_catalog
+from powerflex_etl.catalog import build_for
 from powerflex_etl.lake.compact import CompactSummary
 from powerflex_etl.lake.compact import compact_lake as _compact
 from powerflex_etl.lake.store import Lake
@@ -18,6 +18,6 @@ def compact_lake(
     """``powerflex-etl compact``: compact the lake's partitions, then refresh the catalog."""
     t0 = time.perf_counter()
     summary = _compact(Lake(s.lake), measurements, before)
-    summary.catalog = str(build_catalog(s.lake, catalog_path=s.catalog_path))
+    summary.catalog = str(build_for(s))
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -140,9 +140,9 @@ def ingest(
         submit, work, state=state, run_id=run_id, workers=workers, on_window=on_window
     )
     if result.summaries:
-        from powerflex_etl.catalog.build import build_catalog
+        from powerflex_etl.catalog import build_for
 
-        build_catalog(settings.lake, catalog_path=settings.catalog_path)
+        build_for(settings)
     return result
 
 

@@ -47,14 +47,15 @@ def build_report(
     start: datetime | None,
     end: datetime | None,
     catalog_path: str | None = None,
+    sites_file: str | None = None,
 ) -> ReportSummary:
     """Write a self-contained HTML report of ``lake`` over ``[start, end)`` to ``out``.
 
-    Reads through ``views.connect`` (read-only; builds the catalog if it is missing). An
+    Reads through ``catalog.connect`` (read-only; builds the catalog if it is missing). An
     empty lake or range gives a valid report that says there is no data. The file is
     written next to ``out`` and renamed into place, so a reader never sees half a report.
     """
-    from powerflex_etl.catalog.build import connect
+    from powerflex_etl.catalog import connect
 
     t0 = time.perf_counter()
     if start is not None and end is not None and _aware(start) >= _aware(end):
@@ -62,7 +63,7 @@ def build_report(
             f"report: start {start.isoformat()} is not before end {end.isoformat()}",
             hint="--end is exclusive and must be after --start",
         )
-    con = connect(lake, catalog_path=catalog_path)
+    con = connect(lake, catalog_path=catalog_path, sites_file=sites_file)
     try:
         data = load(con, start, end)
     finally:
