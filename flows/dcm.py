@@ -1,6 +1,6 @@
 """The DCM snapshot flow: one task per acc_id fetches; the library writes all or nothing.
 
-The failure policy is the library's (``powerflex_etl.ingest.dcm_snapshot``), the same as
+The failure policy is the library's (``powerflex_etl.ingest.dcm``), the same as
 ``powerflex-etl dcm``: if any acc_id's fetch fails, nothing is written and the flow fails.
 """
 
@@ -14,7 +14,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import _runtime
 from flows.tasks import fetch_site_task
-from powerflex_etl.ingest.dcm_snapshot import run_snapshot
+from powerflex_etl.ingest.dcm import run_snapshot
 from powerflex_etl.ingest.summary import new_run_id
 
 

@@ -16,7 +16,7 @@ from prefect.futures import PrefectFuture, as_completed
 
 from flows import _runtime
 from powerflex_etl.errors import is_retryable
-from powerflex_etl.ingest import dcm_snapshot
+from powerflex_etl.ingest import dcm as dcm_snapshot
 from powerflex_etl.ingest import window as _window
 from powerflex_etl.ingest.summary import WindowSummary
 from powerflex_etl.windows import Window

@@ -17,7 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from powerflex_etl.errors import ConfigError, ParseError, PowerflexError
-from powerflex_etl.ingest import dcm, dcm_snapshot
+from powerflex_etl.ingest import dcm as dcm_snapshot
+from powerflex_etl.lake.store import Lake
+from powerflex_etl.parse import dcm
 from powerflex_etl.schemas import DCM_SCHEMAS, arrow_schema
 
 AT = datetime(2024, 6, 3, 12, 30, tzinfo=UTC)
@@ -244,9 +246,9 @@ def test_acc_ids_in_lake_reads_distinct_string_ids(tmp_path: Path) -> None:
     _ct_file(tmp_path / "ct_response/date=2024-06-02/part-06.parquet", ["10", "3"])
     # a half-written staging file is not the lake's
     _ct_file(tmp_path / "ct_response/date=2024-06-02/.part-12.parquet.tmp.parquet", ["99"])
-    assert dcm.acc_ids_in_lake(str(tmp_path)) == ["03", "10", "3"]
+    assert Lake(str(tmp_path).acc_ids()) == ["03", "10", "3"]
 
 
 def test_acc_ids_in_an_empty_lake_is_empty(tmp_path: Path) -> None:
-    assert dcm.acc_ids_in_lake(str(tmp_path)) == []
-    assert dcm.acc_ids_in_lake(str(tmp_path / "missing")) == []
+    assert Lake(str(tmp_path).acc_ids()) == []
+    assert Lake(str(tmp_path / "missing").acc_ids()) == []

@@ -12,7 +12,7 @@ import pytest
 
 from powerflex_etl.api.client import PowerflexClient
 from powerflex_etl.catalog import build_catalog, connect
-from powerflex_etl.ingest import dcm, dcm_snapshot
+from powerflex_etl.ingest import dcm as dcm_snapshot
 from powerflex_etl.lake.store import Lake
 from powerflex_etl.settings import Settings
 from powerflex_etl.simulator import SimulatorConfig, start_simulator
@@ -213,7 +213,7 @@ def test_flow_snapshots_every_site_of_the_lake_and_refreshes_the_catalog(
         engine="local",
         workers=1,
     )
-    assert dcm.acc_ids_in_lake(settings.lake) == [ACC]
+    assert Lake(settings.lake).acc_ids() == [ACC]
     client.set_target_peak_power(ACC, {"Jun": 321})
     out = dcm_snapshot_flow(lake=settings.lake)
     assert out["acc_ids"] == [ACC] and out["target_peak_power"] == 12

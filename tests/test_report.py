@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from powerflex_etl.catalog import build_catalog, connect
-from powerflex_etl.ingest import dcm
+from powerflex_etl.parse import dcm
 from powerflex_etl.report import build_report
 from powerflex_etl.report.charts import CHARTS
 from powerflex_etl.schemas import arrow_schema

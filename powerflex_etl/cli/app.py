@@ -262,7 +262,7 @@ def dcm(
     """Snapshot the DCM endpoints (external signals, target peak power) into the lake."""
     _setup_logging(verbose)
     s = _settings(lake=lake, base_url=base_url)
-    from powerflex_etl.ingest.dcm_snapshot import run_snapshot
+    from powerflex_etl.ingest.dcm import run_snapshot
 
     _echo_json(run_snapshot(s, acc_id or None))
 

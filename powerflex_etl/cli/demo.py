@@ -40,7 +40,7 @@ def run_demo(*, lake: str, days: int = 3, seed: int = 1, engine: str = "prefect"
             workers=4,
         )
         # the DCM targets, so monthly_peak can set each site's peak beside its target
-        from powerflex_etl.ingest.dcm_snapshot import run_snapshot
+        from powerflex_etl.ingest.dcm import run_snapshot
 
         run_snapshot(s)
     summary = _summarize(lake, report)

@@ -1,173 +1,178 @@
-"""Demand Charge Mitigation snapshots: the DCM endpoints' answers, as immutable lake files.
+"""DCM snapshots, all or nothing: fetch and validate every acc_id, write them all, refresh.
 
-Each snapshot of one ``acc_id`` becomes two small files (CONTRACT §3-§4)::
-
-    <lake>/external_signals/date=YYYY-MM-DD/snap-<key>.parquet    one row per signal
-    <lake>/target_peak_power/date=YYYY-MM-DD/snap-<key>.parquet   one row per month
-
-with exactly the columns of ``schemas.DCM_SCHEMAS``. The conversion from the API's
-answer to Arrow here is pure (:func:`external_signals_table`, :func:`target_peak_power_table`)
-and validates as it goes, so nothing is written from an answer that cannot be trusted.
-Fetching, the all-or-nothing write and the catalog refresh are ``ingest/dcm_snapshot.py``.
+One failure policy whichever engine runs it (this process fetching one acc_id after
+another, or Prefect tasks fetching one acc_id each): a bad answer or an unreachable
+endpoint for any acc_id writes nothing at all, so a snapshot never holds some sites of a
+moment and not others. The answer -> Arrow conversion is ``parse/dcm.py``.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from powerflex_etl.errors import ConfigError, ParseError
-from powerflex_etl.schemas import DCM_SCHEMAS, MONTHS, RUN_ID
+from powerflex_etl.errors import ConfigError
+from powerflex_etl.ingest.summary import new_run_id
+from powerflex_etl.lake import layout
+from powerflex_etl.parse import dcm
+from powerflex_etl.windows import as_utc
 
 if TYPE_CHECKING:
     from powerflex_etl.lake.store import Lake
+    from powerflex_etl.settings import Settings
 
-_MONTH_NUM = {m.lower(): i for i, m in enumerate(MONTHS, start=1)}
-LOAD_UNITS: tuple[str, ...] = ("kW", "A")
+log = logging.getLogger("powerflex_etl.ingest")
 
-# an acc_id ends up in a file name: only what is safe there, whatever the API says
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-
-EXTERNAL_SIGNALS_ENDPOINT = "get_external_signal"
-TARGET_PEAK_ENDPOINT = "get_target_peak_power_kW"
+#: One acc_id's validated snapshot: ``{"external_signals": t, "target_peak_power": t}``.
+Tables = dict[str, pa.Table]
 
 
-def check_acc_id(acc_id: str) -> str:
-    """``acc_id`` unchanged if it can name a file safely; a ConfigError otherwise."""
-    if not isinstance(acc_id, str) or not _SAFE_ID.match(acc_id):
+class DcmClient(Protocol):
+    """The two client methods a snapshot needs (``PowerflexClient`` has them)."""
+
+    def get_external_signal(self, acc_id: str | int, name: str | None = None) -> dict[str, Any]: ...
+
+    def get_target_peak_power(self, acc_id: str | int) -> dict[str, int]: ...
+
+
+class Fetched(Protocol):
+    """One acc_id's fetch, running or done; ``result()`` waits and raises what it raised."""
+
+    def result(self) -> Tables: ...
+
+
+#: Starts one acc_id's fetch somewhere (acc_id, run_id, snapshot time): e.g. a Prefect task.
+FetchWith = Callable[[str, str, datetime], Fetched]
+
+
+def fetch(client: DcmClient, acc_id: str, *, run_id: str, at: datetime) -> Tables:
+    """Both endpoints of one acc_id, validated; raises (ParseError naming it) on a bad answer."""
+    dcm.check_acc_id(acc_id)
+    signals = client.get_external_signal(acc_id)
+    targets = client.get_target_peak_power(acc_id)
+    return {
+        "external_signals": dcm.external_signals_table(acc_id, signals, run_id=run_id, at=at),
+        "target_peak_power": dcm.target_peak_power_table(acc_id, targets, run_id=run_id, at=at),
+    }
+
+
+def acc_ids_to_snapshot(acc_ids: Sequence[str]) -> list[str]:
+    """``acc_ids`` in order without repeats, each checked before any call; none is a ConfigError."""
+    ids = list(dict.fromkeys(acc_ids))
+    if not ids:
         raise ConfigError(
-            f"dcm: acc_id {acc_id!r} cannot be stored safely",
-            hint="use the site's id as the lake shows it, e.g. 03 (letters, digits, _ or -)",
+            "dcm: no acc_id to snapshot",
+            hint="pass --acc-id ID, or ingest ct_response first so the lake knows its sites",
         )
-    return acc_id
+    for a in ids:
+        dcm.check_acc_id(a)
+    return ids
 
 
-def _utc(at: datetime) -> datetime:
-    # CONTRACT §5: a time without a zone is UTC
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+def write_all(
+    lake: Lake, fetched: Sequence[tuple[str, Fetched]], *, run_id: str, at: datetime
+) -> dict[str, Any]:
+    """Write every acc_id's snapshot, or none: the policy every engine shares.
 
-
-def _bad(acc_id: str, endpoint: str, what: str) -> ParseError:
-    return ParseError(
-        f"dcm acc_id {acc_id} {endpoint}: {what}",
-        hint="nothing was written for this acc_id; check the API's answer and retry",
-    )
-
-
-def _number(value: object, acc_id: str, endpoint: str, field: str) -> float | None:
-    """A finite float from a JSON number (null stays null); anything else is an error."""
-    if value is None:
-        return None
-    # bool is an int in Python but never a load or a power
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad(acc_id, endpoint, f"{field} is not a number: {value!r}"[:200])
-    out = float(value)
-    if not math.isfinite(out) or out < 0:
-        raise _bad(acc_id, endpoint, f"{field} must be a finite number >= 0, got {value!r}")
-    return out
-
-
-def _signals(answer: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """The answer's signals as (name, signal) pairs; a single-signal answer is one pair."""
-    if "max_load" in answer and not isinstance(answer.get("max_load"), Mapping):
-        return [(str(answer.get("name", "")), answer)]
-    return [(str(k), v) for k, v in answer.items()]
-
-
-def external_signals_table(acc_id: str, answer: object, *, run_id: str, at: datetime) -> pa.Table:
-    """Rows of ``DCM_SCHEMAS["external_signals"]`` from a ``get_external_signal`` answer.
-
-    ``answer`` is ``{name: {name, max_load, max_load_unit, is_enabled}}`` (all signals)
-    or one signal. Raises :class:`ParseError` naming the acc_id and endpoint when a
-    value cannot be trusted (non-numeric load, unknown unit, non-boolean flag).
+    Every result is taken first, in acc_id order; the first failure is raised as it is
+    before anything is written. Returns ``{"run_id", "snapshot_at", "acc_ids",
+    "external_signals": rows, "target_peak_power": rows}``.
     """
-    ep = EXTERNAL_SIGNALS_ENDPOINT
-    if not isinstance(answer, Mapping):
-        raise _bad(acc_id, ep, f"expected a JSON object, got {type(answer).__name__}")
-    names: list[str] = []
-    loads: list[float | None] = []
-    units: list[str | None] = []
-    enabled: list[bool | None] = []
-    for key, sig in _signals(answer):
-        if not isinstance(sig, Mapping):
-            raise _bad(acc_id, ep, f"signal {key!r} is not an object")
-        name = sig.get("name", key)
-        if not isinstance(name, str) or not name:
-            raise _bad(acc_id, ep, f"signal {key!r} has no usable name")
-        unit = sig.get("max_load_unit")
-        if unit is not None and unit not in LOAD_UNITS:
-            raise _bad(acc_id, ep, f"signal {name!r}: max_load_unit {unit!r} is not kW or A")
-        flag = sig.get("is_enabled")
-        if flag is not None and not isinstance(flag, bool):
-            raise _bad(acc_id, ep, f"signal {name!r}: is_enabled {flag!r} is not true/false")
-        names.append(name)
-        loads.append(_number(sig.get("max_load"), acc_id, ep, f"signal {name!r} max_load"))
-        units.append(unit)
-        enabled.append(flag)
-    n = len(names)
-    schema = DCM_SCHEMAS["external_signals"]
-    return pa.table(
-        {
-            "snapshot_at": pa.array([_utc(at)] * n, schema.field("snapshot_at").type),
-            "acc_id": pa.array([acc_id] * n, pa.string()),
-            "name": pa.array(names, pa.string()),
-            "max_load": pa.array(loads, pa.float64()),
-            "max_load_unit": pa.array(units, pa.string()),
-            "is_enabled": pa.array(enabled, pa.bool_()),
-            RUN_ID: pa.array([run_id] * n, pa.string()),
-        },
-        schema=schema,
-    )
+    ready = [(acc_id, f.result()) for acc_id, f in fetched]
+    totals = {"external_signals": 0, "target_peak_power": 0}
+    for acc_id, tables in ready:
+        rows = _write(lake, acc_id, tables, run_id=run_id, at=at)
+        for name, n in rows.items():
+            totals[name] += n
+        log.info(
+            "dcm acc_id %s: %d signals, %d months",
+            acc_id,
+            rows["external_signals"],
+            rows["target_peak_power"],
+        )
+    return {
+        "run_id": run_id,
+        "snapshot_at": as_utc(at).isoformat(),
+        "acc_ids": [a for a, _ in ready],
+        **totals,
+    }
 
 
-def target_peak_power_table(acc_id: str, answer: object, *, run_id: str, at: datetime) -> pa.Table:
-    """Rows of ``DCM_SCHEMAS["target_peak_power"]`` (in calendar order) from ``{"Jan": kW, ...}``.
+def snapshot(
+    client: DcmClient, lake: Lake, acc_ids: Sequence[str], *, run_id: str, at: datetime
+) -> dict[str, Any]:
+    """Snapshot the DCM endpoints of every acc_id into the lake, in this process.
 
-    Month names are matched case-insensitively and stored as the API spells them
-    ("Jan".."Dec"); months the answer omits get no row. Unknown month names and
-    non-numeric values raise :class:`ParseError` naming the acc_id and endpoint.
+    acc_ids are fetched one after another; the first failure stops the rest and nothing
+    at all is written. Returns :func:`write_all`'s summary.
     """
-    ep = TARGET_PEAK_ENDPOINT
-    if not isinstance(answer, Mapping):
-        raise _bad(acc_id, ep, f"expected a JSON object, got {type(answer).__name__}")
-    by_num: dict[int, float | None] = {}
-    for key, value in answer.items():
-        num = _MONTH_NUM.get(str(key).strip().lower())
-        if num is None:
-            raise _bad(acc_id, ep, f"unknown month {str(key)[:40]!r} (expected Jan..Dec)")
-        if num in by_num:
-            raise _bad(acc_id, ep, f"month {MONTHS[num - 1]} given twice")
-        by_num[num] = _number(value, acc_id, ep, f"{MONTHS[num - 1]} target")
-    nums = sorted(by_num)
-    n = len(nums)
-    schema = DCM_SCHEMAS["target_peak_power"]
-    return pa.table(
-        {
-            "snapshot_at": pa.array([_utc(at)] * n, schema.field("snapshot_at").type),
-            "acc_id": pa.array([acc_id] * n, pa.string()),
-            "month": pa.array([MONTHS[i - 1] for i in nums], pa.string()),
-            "month_num": pa.array(nums, pa.int8()),
-            "target_peak_power_kw": pa.array([by_num[i] for i in nums], pa.float64()),
-            RUN_ID: pa.array([run_id] * n, pa.string()),
-        },
-        schema=schema,
+    ids = acc_ids_to_snapshot(acc_ids)
+    return write_all(
+        lake,
+        [(a, _Later(partial(fetch, client, a, run_id=run_id, at=at))) for a in ids],
+        run_id=run_id,
+        at=at,
     )
 
 
-def snapshot_key(acc_id: str, *, run_id: str, at: datetime) -> str:
-    """The file key of one snapshot: sorts by time, names the acc_id, same key on a rerun."""
-    safe_run = re.sub(r"[^A-Za-z0-9_\-]", "", run_id)[:32]
-    return f"{_utc(at):%Y%m%dT%H%M%S%fZ}-acc{check_acc_id(acc_id)}-{safe_run}"
+def run_snapshot(
+    settings: Settings,
+    acc_ids: Sequence[str] | None = None,
+    *,
+    at: datetime | None = None,
+    run_id: str | None = None,
+    fetch_with: FetchWith | None = None,
+) -> dict[str, Any]:
+    """What ``powerflex-etl dcm`` and the DCM flow do: snapshot all or nothing, then refresh the catalog.
 
-
-def acc_ids_in_lake(lake: Lake | str) -> list[str]:
-    """Every distinct, non-null ``acc_id`` in the lake's ``ct_response`` files, sorted (``[]``
-    without any); see :meth:`Lake.acc_ids`."""
+    acc_ids: the ones given, else the ``POWERFLEX_ACC_ID`` scope, else every acc_id of the
+    lake's ct_response. ``fetch_with`` starts each acc_id's fetch elsewhere (all at once);
+    without it this process fetches them one by one. Returns :func:`write_all`'s summary
+    plus ``catalog``.
+    """
+    from powerflex_etl.catalog import build_for
     from powerflex_etl.lake.store import Lake
 
-    return (Lake(lake) if isinstance(lake, str) else lake).acc_ids()
+    ids = acc_ids_to_snapshot(
+        list(acc_ids or settings.acc_id or Lake(settings.lake).acc_ids())
+    )
+    run_id = run_id or new_run_id()
+    at = at or datetime.now(UTC)
+    lake = Lake(settings.lake)
+    if fetch_with is None:
+        from powerflex_etl.api.client import PowerflexClient
+
+        with PowerflexClient(settings) as client:
+            summary = snapshot(client, lake, ids, run_id=run_id, at=at)
+    else:
+        started = [(a, fetch_with(a, run_id, at)) for a in ids]
+        summary = write_all(lake, started, run_id=run_id, at=at)
+    catalog = build_for(settings)
+    return {**summary, "catalog": str(catalog)}
+
+
+class _Later:
+    """A fetch that runs when its result is asked for (so a failure stops the ones after it)."""
+
+    def __init__(self, call: Callable[[], Tables]) -> None:
+        self._call = call
+
+    def result(self) -> Tables:
+        return self._call()
+
+
+def _write(
+    lake: Lake, acc_id: str, tables: Mapping[str, pa.Table], *, run_id: str, at: datetime
+) -> dict[str, int]:
+    """One acc_id's tables, one immutable file each; rows per table."""
+    key = layout.snapshot_key(dcm.check_acc_id(acc_id), run_id=run_id, at=at)
+    rows: dict[str, int] = {}
+    for name, table in tables.items():
+        lake.write_snapshot(name, table, key, at=as_utc(at))
+        rows[name] = table.num_rows
+    return rows

@@ -160,6 +160,16 @@ def snapshot_file(name: str, key: str, day: date) -> Parts:
     return (check_table(name), date_dir(day), safe_part(f"snap-{key}.parquet", what="key"))
 
 
+def snapshot_key(acc_id: str, *, run_id: str, at: datetime) -> str:
+    """The file key of one DCM snapshot: sorts by time, names the acc_id, same key on a rerun.
+
+    ``acc_id`` must already be checked (``parse.dcm.check_acc_id``); the key is checked again
+    as a path component by :func:`snapshot_file`.
+    """
+    safe_run = re.sub(r"[^A-Za-z0-9_\-]", "", run_id)[:32]
+    return f"{as_utc(at):%Y%m%dT%H%M%S%fZ}-acc{acc_id}-{safe_run}"
+
+
 # -- state, staging, locks -----------------------------------------------------------------
 def stamp(dt: datetime) -> str:
     """A file-name-safe UTC instant: 20240601T060000Z (µs only when present)."""
