@@ -246,9 +246,9 @@ def test_acc_ids_in_lake_reads_distinct_string_ids(tmp_path: Path) -> None:
     _ct_file(tmp_path / "ct_response/date=2024-06-02/part-06.parquet", ["10", "3"])
     # a half-written staging file is not the lake's
     _ct_file(tmp_path / "ct_response/date=2024-06-02/.part-12.parquet.tmp.parquet", ["99"])
-    assert Lake(str(tmp_path).acc_ids()) == ["03", "10", "3"]
+    assert Lake(str(tmp_path)).acc_ids() == ["03", "10", "3"]
 
 
 def test_acc_ids_in_an_empty_lake_is_empty(tmp_path: Path) -> None:
-    assert Lake(str(tmp_path).acc_ids()) == []
-    assert Lake(str(tmp_path / "missing").acc_ids()) == []
+    assert Lake(str(tmp_path)).acc_ids() == []
+    assert Lake(str(tmp_path / "missing")).acc_ids() == []
