@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from powerflex_etl.api.client import PowerflexClient
+from powerflex_etl.ingest.upkeep import open_lake
 from powerflex_etl.lake.state import State
 from powerflex_etl.lake.store import Lake
 from powerflex_etl.settings import Settings
@@ -57,7 +58,7 @@ def client(s: Settings) -> PowerflexClient:
 
 def lake_and_state(s: Settings) -> tuple[Lake, State]:
     """The lake at ``s.lake`` and its state."""
-    lake = Lake(s.lake)
+    lake = open_lake(s)
     return lake, State(lake)
 
 

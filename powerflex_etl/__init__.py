@@ -19,6 +19,8 @@ def connect(lake: str | None = None, **kwargs: Any) -> duckdb.DuckDBPyConnection
     Without ``lake``, the lake, catalog path and sites file come from ``POWERFLEX_*`` settings.
     """
     from powerflex_etl.catalog import connect as _connect
+    from powerflex_etl.ingest.upkeep import ensure_current
+    from powerflex_etl.lake.store import Lake
 
     if lake is None:
         from powerflex_etl.settings import Settings
@@ -27,6 +29,7 @@ def connect(lake: str | None = None, **kwargs: Any) -> duckdb.DuckDBPyConnection
         kwargs.setdefault("catalog_path", s.catalog_path)
         kwargs.setdefault("sites_file", s.sites_file)
         lake = s.lake
+    ensure_current(Lake(lake, kwargs.get("storage_options")))
     return _connect(lake, **kwargs)
 
 

@@ -192,3 +192,89 @@ def table_schema(name: str) -> pa.Schema:
     if name == "rejects":
         return REJECTS_SCHEMA
     return DCM_SCHEMAS[name]
+
+
+# -- derived tables (``marts/``): what every write keeps current, so the marts read them ----
+
+_LABELS = ("acn_id", "acc_id", "acg_id", "acs_id", "space_number", "phases", "charging_state")
+
+
+def _fields(*pairs: tuple[str, pa.DataType]) -> pa.Schema:
+    return pa.schema([pa.field(n, t) for n, t in pairs])
+
+
+#: Derived table name -> its Arrow schema (the columns of the views over it, in order).
+DERIVED_SCHEMAS: dict[str, pa.Schema] = {
+    # every ct_response sample inside a session (the view session_samples)
+    "session_samples": _fields(
+        ("evse_address", pa.string()),
+        (TIME, TIME_TYPE),
+        *[(c, pa.string()) for c in _LABELS],
+        ("energy_delivered_kwh", pa.float64()),
+        ("current_actual_a", pa.float64()),
+        ("pilot_actual_a", pa.float64()),
+        ("power_kw", pa.float64()),
+        ("charging", pa.bool_()),
+        ("session_start", TIME_TYPE),
+        ("duration_s", pa.float64()),
+        ("first_of_evse", pa.bool_()),
+        ("last_of_evse", pa.bool_()),
+    ),
+    # one row per session: what charging_sessions and pilot_tracking show
+    "sessions": _fields(
+        ("evse_address", pa.string()),
+        ("session_start", TIME_TYPE),
+        *[(c, pa.string()) for c in _LABELS[:5]],
+        ("session_end", TIME_TYPE),
+        ("max_energy_kwh", pa.float64()),
+        ("first_energy_kwh", pa.float64()),
+        ("peak_power_kw", pa.float64()),
+        ("charging_minutes", pa.float64()),
+        ("idle_minutes", pa.float64()),
+        ("samples", pa.int64()),
+        ("cut_at_start", pa.bool_()),
+        ("cut_at_end", pa.bool_()),
+        ("charging_samples", pa.int64()),
+        ("mean_abs_pilot_error_a", pa.float64()),
+        ("p95_abs_pilot_error_a", pa.float64()),
+        ("within_pilot_share", pa.float64()),
+        ("mean_current_pilot_ratio", pa.float64()),
+        ("mean_current_limit_a", pa.float64()),
+    ),
+    # per session and 15-minute interval of its samples: energy in it and what spills over
+    "session_load": _fields(
+        ("evse_address", pa.string()),
+        ("session_start", TIME_TYPE),
+        ("interval_start", TIME_TYPE),
+        ("acc_id", pa.string()),
+        ("phases", pa.string()),
+        ("own_kwh", pa.float64()),
+        ("spill_kwh", pa.float64()),
+        ("max_power_kw", pa.float64()),
+        ("spill_max_power_kw", pa.float64()),
+        ("own_s", pa.float64()),
+        ("spill_s", pa.float64()),
+        ("own_charging_s", pa.float64()),
+        ("spill_charging_s", pa.float64()),
+    ),
+    # per measurement, EVSE and UTC hour: how much telemetry the lake holds
+    "coverage": _fields(
+        ("measurement", pa.string()),
+        ("evse_address", pa.string()),
+        ("hour_start", TIME_TYPE),
+        ("samples", pa.int64()),
+        ("first_time", TIME_TYPE),
+        ("last_time", TIME_TYPE),
+    ),
+    # per EVSE and 6-hour slot of ct_response: where a recompute may stop (marts/regions.py)
+    "slot_figures": _fields(
+        ("evse_address", pa.string()),
+        ("slot_start", TIME_TYPE),
+        ("samples", pa.int64()),
+        ("first_time", TIME_TYPE),
+        ("last_time", TIME_TYPE),
+        ("median_period_s", pa.float64()),
+        ("first_unplugged", TIME_TYPE),
+        ("last_unplugged", TIME_TYPE),
+    ),
+}

@@ -1,13 +1,16 @@
-"""An in-memory DuckDB with the staging relations the marts read, built from hand-made rows.
+"""A real lake holding hand-made rows, its marts refreshed, opened like an analyst would.
 
-Stands in for the catalog so the views of ``sql/intermediate/`` and ``sql/marts/`` can be
-golden-tested alone: each staging relation is a table with exactly the lake's columns
-(``schemas``) plus the hive ``date``, and every view file is applied, in the order its
-``{{ ref() }}``s give, as ``create or replace view <name> as <file>``.
+:func:`connect` commits the rows through the lake (so every slot write records what the
+derived tables need), refreshes the marts and builds the catalog: the golden tests of
+``sql/intermediate/``, ``sql/marts/`` and ``marts/`` see exactly what a user sees.
+:func:`apply_marts` applies the view files to relations of an existing connection.
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +20,8 @@ import duckdb
 import pyarrow as pa
 
 from powerflex_etl import schemas
+from powerflex_etl.catalog import build_catalog
+from powerflex_etl.catalog import connect as catalog_connect
 from powerflex_etl.catalog.sqlfiles import (
     CATALOG_TABLES,
     SQL_DIR,
@@ -25,6 +30,11 @@ from powerflex_etl.catalog.sqlfiles import (
     render_refs,
     view_files,
 )
+from powerflex_etl.lake.layout import SLOT_US
+from powerflex_etl.lake.store import Lake
+from powerflex_etl.marts.refresh import refresh
+from powerflex_etl.marts.slots import derive_slot
+from powerflex_etl.windows import Window, from_us
 
 # the tiers built here as views; staging is stood in for by tables (see connect)
 MARTS_TIERS = ("intermediate", "marts")
@@ -69,6 +79,17 @@ def apply_marts(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> list
     return sorted(f.name for f in files)
 
 
+def _commit_all(lake: Lake, measurement: str, table: pa.Table) -> None:
+    """Commit ``table``'s rows as the lake's only rows of ``measurement`` (one window)."""
+    if table.num_rows == 0:
+        return
+    us = table["time"].cast(pa.int64()).to_numpy()
+    lo = int(us.min()) // SLOT_US * SLOT_US
+    hi = (int(us.max()) // SLOT_US + 1) * SLOT_US
+    window = Window(from_us(lo), from_us(hi))
+    lake.commit_window(measurement, window, table, schemas.REJECTS_SCHEMA.empty_table(), run_id="golden")
+
+
 def connect(
     ct: Iterable[Row] = (),
     *,
@@ -77,37 +98,44 @@ def connect(
     sites: Iterable[tuple[str, str, str | None]] = (),
     targets: Iterable[Row] = (),
 ) -> duckdb.DuckDBPyConnection:
-    """A connection holding the staging tables filled with these rows, and every mart view."""
-    con = duckdb.connect()
-    con.execute("set TimeZone='UTC'")
+    """A read-only connection to a real lake holding exactly these rows, marts refreshed.
+
+    The rows go through the lake's commit (so each slot write records what the marts need),
+    one marts refresh, and a catalog build: the golden tests see what an analyst sees.
+    """
+    root = Path(tempfile.mkdtemp(prefix="marts-golden-"))
+    _TEMP_DIRS.append(root)
+    path = str(root / "lake")
+    lake = Lake(path, derive=derive_slot)
     for name, rows in (
         ("ct_response", ct),
         ("evse_request", evse_request),
         ("evse_response", evse_response),
     ):
-        _create(con, name, _table(schemas.arrow_schema(name), rows), hive_date=True)
-    _create(con, "rejects", _table(schemas.REJECTS_SCHEMA, []), hive_date=False)
-    _create(
-        con,
-        "external_signals",
-        _table(schemas.DCM_SCHEMAS["external_signals"], []),
-        hive_date=False,
-    )
+        _commit_all(lake, name, _table(schemas.arrow_schema(name), rows))
+    (root / "lake").mkdir(exist_ok=True)
+    site_rows = list(sites)
+    if site_rows:
+        text = "".join(
+            f'[sites."{acc}"]\nname = "{name}"\ntz = "{tz or "UTC"}"\n' for acc, name, tz in site_rows
+        )
+        (root / "lake" / "sites.toml").write_text(text)
     target_rows = [{"snapshot_at": T0, **r} for r in targets]
-    _create(
-        con,
-        "target_peak_power",
-        _table(schemas.DCM_SCHEMAS["target_peak_power"], target_rows),
-        hive_date=False,
-    )
-    con.execute(
-        "create table ingest_runs (run_id varchar, started_at timestamptz, finished_at timestamptz)"
-    )
-    con.execute("create table sites (acc_id varchar, name varchar, tz varchar)")
-    for acc_id, name, tz in sites:
-        con.execute("insert into sites values (?, ?, ?)", [acc_id, name, tz])
-    apply_marts(con)
-    return con
+    if target_rows:
+        table = _table(schemas.DCM_SCHEMAS["target_peak_power"], target_rows)
+        lake.write_snapshot("target_peak_power", table, "golden", at=T0)
+    refresh(lake)
+    build_catalog(path, sites_file=None)
+    return catalog_connect(path)
+
+
+_TEMP_DIRS: list[Path] = []
+
+
+@atexit.register
+def _clean() -> None:
+    for d in _TEMP_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:

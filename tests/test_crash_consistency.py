@@ -52,8 +52,10 @@ SWEEP: tuple[str, ...] = (
     "lock_acquired:ct_response#1",  # nothing done yet
     "staged:*#1",  # one slot staged (mid-slot window: kept + new rows)
     "rejects_staged#1",  # all staged, nothing replaced
+    "pending_written:ct_response#1",  # the marts are told, no slot replaced yet
     "before_replace:*#1",
     "after_replace:*#1",  # first slot new, second old
+    "kept_replaced:*#1",  # slots new, one slot's kept rows new: the others are stale
     "before_reject_replace:*#1",  # slots new, rejects old
     "after_reject_replace:*#1",  # one of two rejects files new
     "rejects_replaced#1",  # files in place, staging not yet removed
@@ -66,6 +68,11 @@ SWEEP: tuple[str, ...] = (
     "before_watermark:ct_response",  # every window recorded, no watermark moved
     "temp_written:_state/watermarks/*#1",
     "after_watermark:ct_response",  # one measurement's watermark moved, not the other's
+    "marts_started",  # every lock held, the pending commits read, nothing derived yet
+    "derived_written:*#1",  # one new derived file, no manifest names it
+    "before_manifest",  # every new derived file written, the old manifest in force
+    "after_manifest",  # the marts switched, the pending commits still there
+    "pending_cleared",
     "catalog_started",
     "catalog_building",  # temporary catalog half written
     "catalog_temp_written",  # temporary catalog complete, not renamed
@@ -99,9 +106,10 @@ def _first_of_each_family(specs: tuple[str, ...]) -> list[str]:
 LOCAL_POINTS = list(SWEEP) if LONG else _first_of_each_family(SWEEP)
 # object storage has no temp files (one PUT per object): the state temp points never fire
 S3_ALL = [s for s in SWEEP if not s.startswith("temp_written")]
-# CI's slice: each S3 case costs ~8 s of loopback requests, so seven telling ones: mid-slot
+# CI's slice: each S3 case costs ~8 s of loopback requests, so nine telling ones: mid-slot
 # staging, between slot PUTs, between rejects PUTs, a lease left behind by the dead writer,
-# a window recorded, one watermark moved, a catalog half built
+# a window recorded, one watermark moved, stale kept rows, marts half refreshed, a catalog
+# half built
 S3_SLICE = [
     "staged:*#1",
     "after_replace:*#1",
@@ -109,6 +117,8 @@ S3_SLICE = [
     "lock_releasing:ct_response#1",
     "after_state#1",
     "after_watermark:ct_response",
+    "kept_replaced:*#1",
+    "before_manifest",
     "catalog_building",
 ]
 S3_POINTS = S3_ALL if LONG else S3_SLICE

@@ -67,11 +67,11 @@ def test_writer_failing_after_first_slot_leaves_every_file_byte_identical(
     real = staging_mod.write_parquet
     calls = []
 
-    def flaky(table: pa.Table, where: Any, dictionary: Any) -> None:
+    def flaky(table: pa.Table, where: Any, dictionary: Any, metadata: Any = None) -> None:
         calls.append(where)
         if len(calls) > 1:
             raise Boom("disk full")
-        real(table, where, dictionary)
+        real(table, where, dictionary, metadata)
 
     monkeypatch.setattr(staging_mod, "write_parquet", flaky)
     w = win(3, 21)  # four slots
@@ -91,11 +91,16 @@ def test_crash_hook_is_called_at_each_step_in_order(lake: Lake, hook: list[str])
     State(lake).record_window(WindowRecord(M, w, 1, 1, "new", 0.1, datetime.now(UTC)))
     s0, s1 = f"{D}/part-00.parquet", f"{D}/part-06.parquet"
     r0 = "rejects/ct_response/date=2020-02-28/part-00.parquet"
-    assert hook == [
+    # the pending record's file name is a fresh token
+    pending = f"temp_written:_state/pending/{M}/"
+    got = [f"{pending}<token>.json" if p.startswith(pending) else p for p in hook]
+    assert got == [
         f"lock_acquired:{M}",
         f"staged:{s0}",
         f"staged:{s1}",
         "rejects_staged",
+        f"{pending}<token>.json",
+        f"pending_written:{M}",
         f"before_replace:{s0}",
         f"after_replace:{s0}",
         f"before_replace:{s1}",

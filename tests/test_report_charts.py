@@ -6,7 +6,7 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
-from powerflex_etl.catalog import connect
+from powerflex_etl import connect
 from powerflex_etl.report import charts, queries
 from tests.test_report import DAY0, small_lake  # noqa: F401  (a fixture)
 

@@ -39,12 +39,15 @@ from powerflex_etl.catalog.sqlfiles import (
 )
 from powerflex_etl.errors import LakeError
 from powerflex_etl.lake.crashpoints import reached as crash_point
+from powerflex_etl.lake.derived import DerivedStore, Manifest
+from powerflex_etl.lake.fs import Root
 from powerflex_etl.lake.layout import CATALOG_NAME
 from powerflex_etl.lake.procs import remove_dead_temps, temp_name
 from powerflex_etl.lake.url import LakeUrl
 
 if TYPE_CHECKING:
     from powerflex_etl.settings import Settings
+
 
 def default_catalog_path(lake: LakeUrl, catalog_path: str | None = None) -> Path:
     """Inside a local lake; for an object store: ``catalog_path``, else a file in ~/.cache."""
@@ -55,15 +58,18 @@ def default_catalog_path(lake: LakeUrl, catalog_path: str | None = None) -> Path
     digest = hashlib.sha256(lake.url.encode()).hexdigest()[:16]
     return Path.home() / ".cache" / "powerflex-etl" / f"{digest}.duckdb"
 
+
 def _first_line(err: BaseException) -> str:
     lines = [ln for ln in str(err).splitlines() if ln.strip()]
     return lines[0] if lines else type(err).__name__
+
 
 def create_views(
     con: duckdb.DuckDBPyConnection,
     files: list[ViewFile],
     lake: LakeUrl,
     seen: dict[str, bool] | None = None,
+    manifest: Manifest | None = None,
 ) -> None:
     """Create every view in :func:`.sqlfiles.build_order` (each after the views it refs).
 
@@ -73,7 +79,7 @@ def create_views(
     rendered = []
     for f in build_order(files):
         try:
-            rendered.append((f, render(render_refs(f.sql), lake, seen)))
+            rendered.append((f, render(render_refs(f.sql), lake, seen, manifest)))
         except CatalogError as e:
             raise CatalogError(f"{f.path}: {e}") from e
     failed: dict[str, str] = {}
@@ -94,10 +100,17 @@ def create_views(
             hint = "name every view a file reads with {{ ref('name') }}; the old catalog stays"
         raise CatalogError(f"views that do not bind: {detail}", hint=hint)
 
+
+def marts_manifest(lake: LakeUrl) -> Manifest | None:
+    """The derived tables' current manifest (None before the first marts refresh)."""
+    return DerivedStore(Root(lake)).manifest()
+
+
 def _prepare(con: duckdb.DuckDBPyConnection, lake: LakeUrl) -> None:
     con.execute("set TimeZone = 'UTC'")
     if not lake.is_local:
         con.register_filesystem(lake.fs)
+
 
 def _write_meta(
     con: duckdb.DuckDBPyConnection, meta: dict[str, str | None], seen: dict[str, bool]
@@ -107,6 +120,7 @@ def _write_meta(
     con.execute("create table _catalog_sources(pattern varchar, has_files boolean)")
     if seen:
         con.executemany("insert into _catalog_sources values (?, ?)", list(seen.items()))
+
 
 def build_catalog(
     lake: str,
@@ -144,8 +158,14 @@ def build_catalog(
             _prepare(con, ref)
             create_sites(con, ref, sites_file)
             seen: dict[str, bool] = {}
-            create_views(con, all_view_files(sql_root, TIERS), ref, seen)
-            meta = {"lake": ref.url, "sql_dir": str(sql_root), "sites_file": sites_file}
+            manifest = marts_manifest(ref)
+            create_views(con, all_view_files(sql_root, TIERS), ref, seen, manifest)
+            meta = {
+                "lake": ref.url,
+                "sql_dir": str(sql_root),
+                "sites_file": sites_file,
+                "marts_generation": manifest.generation if manifest else None,
+            }
             _write_meta(con, meta, seen)
             crash_point("catalog_building")
             con.execute("checkpoint")

@@ -15,12 +15,19 @@ from typing import Any
 
 import duckdb
 
-from powerflex_etl.catalog.build import _first_line, _prepare, build_catalog, default_catalog_path
+from powerflex_etl.catalog.build import (
+    _first_line,
+    _prepare,
+    build_catalog,
+    default_catalog_path,
+    marts_manifest,
+)
 from powerflex_etl.catalog.render import sql_literal
 from powerflex_etl.errors import LakeError, PowerflexError
 from powerflex_etl.lake.url import LakeUrl
 
 log = logging.getLogger(__name__)
+
 
 def _outgrown(con: duckdb.DuckDBPyConnection, lake: LakeUrl) -> dict[str, str | None] | None:
     """The build arguments to rebuild with when the catalog no longer fits the lake, else None.
@@ -35,9 +42,13 @@ def _outgrown(con: duckdb.DuckDBPyConnection, lake: LakeUrl) -> dict[str, str | 
         return {}  # built by an older version: rebuild with defaults
     if meta.get("lake") != lake.url:
         return meta
+    manifest = marts_manifest(lake)
+    if meta.get("marts_generation") != (manifest.generation if manifest else None):
+        return meta  # the derived tables moved on to other files
     if any(lake.has_files(pattern) != had for pattern, had in sources):
         return meta
     return None
+
 
 def connect(
     lake: str,
@@ -80,6 +91,7 @@ def connect(
         # an analyst can still read the old catalog; the writer's next refresh will say more
         log.warning("catalog %s is out of date and could not be rebuilt: %s", path, e)
     return _open(path, ref)
+
 
 def _open(path: Path, lake: LakeUrl) -> duckdb.DuckDBPyConnection:
     # Attached to a fresh in-memory database rather than duckdb.connect(path): DuckDB caches

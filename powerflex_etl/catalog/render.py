@@ -15,6 +15,7 @@ import pyarrow as pa
 from powerflex_etl import schemas
 from powerflex_etl.catalog.sqlfiles import CatalogError, sql_ident
 from powerflex_etl.lake import layout
+from powerflex_etl.lake.derived import Manifest
 from powerflex_etl.lake.url import LakeUrl
 
 STATE_RECORDS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -32,9 +33,11 @@ STATE_RECORDS: dict[str, tuple[tuple[str, str], ...]] = {
 
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\(\s*'([^']*)'\s*\)\s*\}\}")
 
+
 def sql_literal(text: str) -> str:
     """A single-quoted SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
 
 def duckdb_type(t: pa.DataType) -> str:
     """The DuckDB type that DuckDB itself gives an Arrow column of type ``t``."""
@@ -59,10 +62,12 @@ def duckdb_type(t: pa.DataType) -> str:
         return simple[t]
     raise CatalogError(f"no DuckDB type for Arrow type {t} in schemas.py")
 
+
 def empty_relation(columns: Iterable[tuple[str, str]]) -> str:
     """A subquery with exactly these (name, DuckDB type) columns and no rows."""
     cols = ", ".join(f"cast(null as {typ}) as {sql_ident(name)}" for name, typ in columns)
     return f"(select {cols} where false)"
+
 
 def template_pattern(lake: LakeUrl, func: str, arg: str) -> str:
     """The file glob a template reads; raises :class:`CatalogError` for an unknown one."""
@@ -76,6 +81,7 @@ def template_pattern(lake: LakeUrl, func: str, arg: str) -> str:
         return lake.join(*layout.state_records_glob(arg))
     raise CatalogError(f"unknown template {{{{ {func}(...) }}}}")
 
+
 def render_source(pattern: str, name: str, has_files: bool) -> str:
     """SQL reading lake table ``name`` with its ``date`` partition column (or an empty relation)."""
     if has_files:
@@ -86,6 +92,7 @@ def render_source(pattern: str, name: str, has_files: bool) -> str:
     cols = [(f.name, duckdb_type(f.type)) for f in schemas.table_schema(name)]
     return empty_relation([*cols, ("date", "date")])
 
+
 def render_state_records(pattern: str, kind: str, has_files: bool) -> str:
     """SQL reading the state records of ``kind`` (or an empty relation with their columns)."""
     columns = STATE_RECORDS[kind]
@@ -94,16 +101,38 @@ def render_state_records(pattern: str, kind: str, has_files: bool) -> str:
     spec = ", ".join(f"{sql_literal(n)}: {sql_literal(t)}" for n, t in columns)
     return f"read_json({sql_literal(pattern)}, format = 'auto', columns = {{{spec}}})"
 
-def render(sql: str, lake: LakeUrl, seen: dict[str, bool] | None = None) -> str:
+
+def render_derived(lake: LakeUrl, name: str, manifest: Manifest | None) -> str:
+    """SQL reading derived table ``name``: the files the manifest names (or no rows)."""
+    if name not in schemas.DERIVED_SCHEMAS:
+        known = tuple(schemas.DERIVED_SCHEMAS)
+        raise CatalogError(f"derived('{name}') is not a derived table; known: {known}")
+    files = manifest.files(name) if manifest is not None else []
+    if not files:
+        schema = schemas.DERIVED_SCHEMAS[name]
+        return empty_relation([(f.name, duckdb_type(f.type)) for f in schema])
+    listed = ", ".join(sql_literal(lake.join(rel)) for rel in files)
+    return f"read_parquet([{listed}])"
+
+
+def render(
+    sql: str,
+    lake: LakeUrl,
+    seen: dict[str, bool] | None = None,
+    manifest: Manifest | None = None,
+) -> str:
     """Expand the templates of one SQL file; anything else between braces is an error.
 
     ``seen`` collects each glob read and whether it matched files when rendered, so
-    :func:`connect` can tell when the lake has outgrown the catalog.
+    :func:`connect` can tell when the lake has outgrown the catalog. ``manifest`` names the
+    derived tables' files (``{{ derived('sessions') }}``).
     """
     seen = {} if seen is None else seen
 
     def expand(m: re.Match[str]) -> str:
         func, arg = m.group(1), m.group(2)
+        if func == "derived":
+            return render_derived(lake, arg, manifest)
         pattern = template_pattern(lake, func, arg)
         if pattern not in seen:
             seen[pattern] = lake.has_files(pattern)

@@ -36,6 +36,7 @@ def read_sites(text: str, origin: str) -> list[tuple[str, str, str]]:
         rows.append((acc_id, name, tz))
     return rows
 
+
 def sites_text(lake: LakeUrl, sites_file: str | None) -> tuple[str, str] | None:
     """(text, where from) of ``sites_file``, else of ``<lake>/sites.toml``; None without either."""
     if sites_file:
@@ -51,6 +52,7 @@ def sites_text(lake: LakeUrl, sites_file: str | None) -> tuple[str, str] | None:
         return None
     with lake.fs.open(in_lake, "rb") as fh:
         return fh.read().decode("utf-8"), in_lake
+
 
 def create_sites(
     con: duckdb.DuckDBPyConnection, lake: LakeUrl, sites_file: str | None = None

@@ -199,7 +199,9 @@ def query(
     s = _settings(lake=lake)
     from powerflex_etl.catalog import connect
     from powerflex_etl.catalog.query import run_query
+    from powerflex_etl.ingest.upkeep import ensure_current, open_lake
 
+    ensure_current(open_lake(s))
     con = connect(s.lake, catalog_path=s.catalog_path, sites_file=s.sites_file)
     try:
         out = run_query(con, sql, format.value)

@@ -140,9 +140,9 @@ def ingest(
         submit, work, state=state, run_id=run_id, workers=workers, on_window=on_window
     )
     if result.summaries:
-        from powerflex_etl.catalog import build_for
+        from powerflex_etl.ingest.upkeep import after_write
 
-        build_for(settings)
+        after_write(settings, state.lake)
     return result
 
 
@@ -219,10 +219,10 @@ class LocalEngine:
         skip_committed: bool,
     ) -> dict[str, Any]:
         from powerflex_etl.api.client import PowerflexClient
+        from powerflex_etl.ingest.upkeep import open_lake
         from powerflex_etl.lake.state import State
-        from powerflex_etl.lake.store import Lake
 
-        lake = Lake(s.lake)
+        lake = open_lake(s)
         state = State(lake)
         run_id = new_run_id()
         with (

@@ -268,6 +268,7 @@ def _rewrite(
             if other is not None:
                 parts[slot].insert(0, other)
     staged: list[StagedFile] = []
+    derived: list[StagedFile] = []
     dropped = 0
     here: set[str] = set()
     for slot, tables in sorted(parts.items()):
@@ -279,11 +280,18 @@ def _rewrite(
         date_part, slot_name = layout.slot_parts(slot)
         if merged.num_rows and date_part == layout.date_dir(day):
             here.add(slot_name)
-        # an empty result stages a removal of the slot file
-        staged.append(
-            stage.stage(target, merged if merged.num_rows else None, dictionary_columns(name))
-        )
+        rows = merged if merged.num_rows else None  # an empty result removes the slot file
+        if name == REJECTS:
+            staged.append(stage.stage(target, rows, dictionary_columns(name)))
+        else:
+            slot_file, extra = lake.stage_slot(stage, m, slot, rows)
+            staged.append(slot_file)
+            derived += extra
+    if name != REJECTS:
+        # folding foreign rows in can change what the marts show
+        lake.derived.mark_pending(m, sorted(parts), stage.run_id)
     stage.put_all(staged, after="compact_replaced")
+    stage.put_all(derived, after="kept_replaced")
     for path in foreign:
         stage.remove(path, after="compact_removed")
     # rows moved to another date's partition (a foreign file in the wrong place) are

@@ -33,8 +33,10 @@ FAMILIES: tuple[str, ...] = (
     "lock_acquired",  # :<m>  lock (flock or lease) taken, owner written
     "staged",  # :<slot>  one slot's new file staged (local file or bytes in memory)
     "rejects_staged",  # every rejects file staged; nothing replaced yet
+    "pending_written",  # :<m>  the commit's pending record written (marts/ will redo its slots)
     "before_replace",  # :<slot>  about to replace (or remove) one slot file
     "after_replace",  # :<slot>  that slot file replaced
+    "kept_replaced",  # :<file>  one slot's kept rows (for the marts) replaced
     "before_reject_replace",  # :<file>  about to replace one rejects file
     "after_reject_replace",  # :<file>  that rejects file replaced
     "rejects_replaced",  # every file of the commit in place
@@ -46,6 +48,11 @@ FAMILIES: tuple[str, ...] = (
     "after_state",  # the window's record written
     "before_watermark",  # :<m>  about to move the watermark forward (lock held)
     "after_watermark",  # :<m>  watermark written
+    "marts_started",  # the marts refresh holds every lock, has read the pending commits
+    "derived_written",  # :<rel>  one new derived file written (not yet in the manifest)
+    "before_manifest",  # every new derived file written, the manifest about to be swapped
+    "after_manifest",  # the derived tables switched to the new files
+    "pending_cleared",  # the pending records the refresh reflected removed
     "catalog_started",  # catalog rebuild begun, nothing written yet
     "catalog_building",  # the temporary catalog holds the views, not checkpointed
     "catalog_temp_written",  # the temporary catalog closed, not yet renamed

@@ -13,7 +13,9 @@ import errno
 import glob as globlib
 import os
 import posixpath
+import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from fsspec.spec import AbstractFileSystem
@@ -94,6 +96,16 @@ class Root:
         if self.local:
             return os.path.exists(path)
         return bool(self.fs.exists(path))
+
+    def modified(self, path: str) -> float:
+        """When the file was last written (epoch seconds); FileNotFoundError when it is gone."""
+        if self.local:
+            return os.stat(path).st_mtime
+        info = self.fs.info(path)
+        when = info.get("LastModified") or info.get("mtime") or info.get("created")
+        if isinstance(when, datetime):
+            return when.timestamp()
+        return float(when) if when is not None else time.time()
 
     def read_bytes(self, path: str) -> bytes | None:
         """The file's bytes, or None when it does not exist."""

@@ -9,6 +9,10 @@
     <lake>/_state/windows/<measurement>/<start>--<end>.json       start/end as :func:`stamp`
     <lake>/_staging/<measurement>/<run>-<id>/...                   private, then os.replace
     <lake>/_locks/<measurement>.lock
+    <lake>/_state/pending/<measurement>/<token>.json             a commit the marts do not show yet
+    <lake>/_state/marts.json                                      the derived tables' manifest
+    <lake>/_derived/kept/date=YYYY-MM-DD/part-HH.parquet         a ct_response slot's plug-in rows
+    <lake>/_derived/<table>/<period>/<generation>.parquet        derived tables (immutable files)
     <lake>/powerflex.duckdb   <lake>/sites.toml
 
 Functions here return a path as a tuple of components relative to the lake (``Root.path``
@@ -43,6 +47,8 @@ REJECTS = "rejects"
 STATE = "_state"
 STAGING = "_staging"
 LOCKS = "_locks"
+DERIVED = "_derived"
+KEPT = "kept"
 CATALOG_NAME = "powerflex.duckdb"
 SITES_NAME = "sites.toml"
 
@@ -216,6 +222,52 @@ def staging_name(rel: str) -> str:
 def lock_file(measurement: str) -> Parts:
     """``_locks/<m>.lock``: the lock (or lease) of one measurement."""
     return (LOCKS, f"{check_table(measurement)}.lock")
+
+
+# -- derived tables (marts/) -----------------------------------------------------------------
+def pending_file(measurement: str, token: str) -> Parts:
+    """``_state/pending/<m>/<token>.json``: one commit whose slots the marts do not reflect yet."""
+    return (STATE, "pending", check_table(measurement), safe_part(f"{token}.json", what="token"))
+
+
+def pending_glob() -> Parts:
+    """Every pending commit of every measurement."""
+    return (STATE, "pending", "*", "*.json")
+
+
+def marts_manifest_file() -> Parts:
+    """``_state/marts.json``: which derived files make up each derived table now."""
+    return (STATE, "marts.json")
+
+
+def kept_file(slot_us: int) -> Parts:
+    """``_derived/kept/date=.../part-HH.parquet``: what sessionizing needs of one ct slot."""
+    return (DERIVED, KEPT, *slot_parts(slot_us))
+
+
+def day_period(us: int) -> str:
+    """The UTC day of ``us`` as a derived partition name (``2021-09-06``)."""
+    return f"{from_us(us):%Y-%m-%d}"
+
+
+def month_period(us: int) -> str:
+    """The UTC month of ``us`` as a derived partition name (``2021-09``)."""
+    return f"{from_us(us):%Y-%m}"
+
+
+def derived_file(table: str, period: str, generation: str) -> Parts:
+    """``_derived/<table>/<period>/<generation>.parquet``, written once, never replaced."""
+    return (
+        DERIVED,
+        safe_part(table, what="derived table"),
+        safe_part(period, what="period"),
+        safe_part(f"{generation}.parquet", what="generation"),
+    )
+
+
+def derived_files_glob(table: str) -> Parts:
+    """Every file of one derived table, current or superseded."""
+    return (DERIVED, safe_part(table, what="derived table"), "*", "*.parquet")
 
 
 def _measurement(m: str) -> str:

@@ -7,7 +7,7 @@ the results in place).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,9 +19,19 @@ from powerflex_etl.schemas import LINEAGE_COLUMNS, RUN_ID, SPECS
 ROW_GROUP_ROWS = 128 * 1024
 
 
-def write_parquet(table: pa.Table, where: str | io.BytesIO, dictionary: Sequence[str]) -> None:
-    """The one place Parquet files are written: zstd, statistics, ~128k-row groups."""
+def write_parquet(
+    table: pa.Table,
+    where: str | io.BytesIO,
+    dictionary: Sequence[str],
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """The one place Parquet files are written: zstd, statistics, ~128k-row groups.
+
+    ``metadata`` goes into the footer's key-value metadata (a slot file's token and figures).
+    """
     present = [c for c in dictionary if c in table.column_names]
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     pq.write_table(
         table,
         where,
@@ -30,6 +40,15 @@ def write_parquet(table: pa.Table, where: str | io.BytesIO, dictionary: Sequence
         write_statistics=True,
         row_group_size=ROW_GROUP_ROWS,
     )
+
+
+def write_parquet_bytes(
+    table: pa.Table, dictionary: Sequence[str], metadata: Mapping[str, str] | None = None
+) -> bytes:
+    """:func:`write_parquet` into memory: the bytes of one whole file."""
+    buf = io.BytesIO()
+    write_parquet(table, buf, dictionary, metadata)
+    return buf.getvalue()
 
 
 def dictionary_columns(name: str) -> list[str]:

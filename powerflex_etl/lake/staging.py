@@ -11,12 +11,11 @@ replacing anything more. ``commit_window`` and ``compact`` both change the lake 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ from powerflex_etl.lake import layout
 from powerflex_etl.lake.crashpoints import reached as crash_point
 from powerflex_etl.lake.fs import Root
 from powerflex_etl.lake.lock import Held
-from powerflex_etl.lake.parquet import write_parquet
+from powerflex_etl.lake.parquet import write_parquet, write_parquet_bytes
 from powerflex_etl.schemas import MEASUREMENTS
 
 # staging left by a dead run is removed once older than this
@@ -46,29 +45,32 @@ class StagedFile:
 class Staging:
     """Files staged for one measurement under its lock; see the module docstring."""
 
-    def __init__(self, root: Root, held: Held, directory: str | None) -> None:
+    def __init__(self, root: Root, held: Held, directory: str | None, run_id: str) -> None:
         self.root = root
         self.held = held
         self.directory = directory  # None: object store, staged in memory
+        self.run_id = run_id  # the run that stages, for the records it leaves
 
     def stage(
-        self, parts: Sequence[str], table: pa.Table | None, dictionary: Sequence[str]
+        self,
+        parts: Sequence[str],
+        table: pa.Table | None,
+        dictionary: Sequence[str],
+        metadata: Mapping[str, str] | None = None,
     ) -> StagedFile:
         """Stage ``table`` as the file at ``parts`` (a path from ``layout``); None: remove it.
 
-        Nothing in the lake changes yet.
+        ``metadata`` goes into the file's footer. Nothing in the lake changes yet.
         """
         final = self.root.path(*parts)
         staged = StagedFile(self.root.rel(final), final)
         if table is None:
             return staged
         if self.directory is None:
-            buf = io.BytesIO()
-            write_parquet(table, buf, dictionary)
-            staged.staged_bytes = buf.getvalue()
+            staged.staged_bytes = write_parquet_bytes(table, dictionary, metadata)
         else:
             staged.staged_path = os.path.join(self.directory, layout.staging_name(staged.rel))
-            write_parquet(table, staged.staged_path, dictionary)
+            write_parquet(table, staged.staged_path, dictionary, metadata)
         return staged
 
     def put(self, staged: StagedFile, *, before: str | None = None, after: str) -> None:
@@ -115,7 +117,7 @@ def staging_area(root: Root, held: Held, run_id: str) -> Iterator[Staging]:
         directory = root.path(*layout.staging_dir(m, run_id, uuid.uuid4().hex[:8]))
         os.makedirs(directory, exist_ok=True)
     try:
-        yield Staging(root, held, directory)
+        yield Staging(root, held, directory, run_id)
     finally:
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)

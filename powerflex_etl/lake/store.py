@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from powerflex_etl.errors import LakeError
 from powerflex_etl.lake import layout
 from powerflex_etl.lake import lock as _lock
 from powerflex_etl.lake.crashpoints import reached as crash_point
+from powerflex_etl.lake.derived import TOKEN_KEY, DerivedStore, SlotDeriver, new_token
 from powerflex_etl.lake.fs import Root
 from powerflex_etl.lake.layout import REJECTS, SLOT_US, check_table, slot_of, slot_starts
 from powerflex_etl.lake.parquet import (
@@ -82,9 +83,13 @@ class Lake:
         storage_options: dict[str, object] | None = None,
         *,
         lock_timeout_s: float = 600.0,
+        derive: SlotDeriver | None = None,
     ) -> None:
         self._root = Root(url, dict(storage_options or {}))
         self.lock_timeout_s = lock_timeout_s
+        # what each slot write also records for the derived tables (marts/), if anything
+        self.derive = derive
+        self.derived = DerivedStore(self._root)
 
     @property
     def url(self) -> str:
@@ -122,6 +127,17 @@ class Lake:
             run_id=run_id,
         ) as held:
             yield held
+
+    @contextmanager
+    def lock_all(
+        self, *, timeout_s: float | None = None, run_id: str | None = None
+    ) -> Iterator[list[_lock.Held]]:
+        """Every measurement's lock, taken in one order (so two holders never deadlock)."""
+        with ExitStack() as stack:
+            yield [
+                stack.enter_context(self.lock(m, timeout_s=timeout_s, run_id=run_id))
+                for m in MEASUREMENTS
+            ]
 
     def lock_holder(self, measurement: str) -> dict[str, Any] | None:
         """Who holds the measurement's lock now (pid, host, run_id, since), or None."""
@@ -268,12 +284,15 @@ class Lake:
         result = CommitResult(measurement, window, rows_written=table.num_rows)
         with self.lock(measurement, run_id=run_id) as held:
             with self.staging(held, run_id) as stage:
-                slots = self._stage_slots(stage, measurement, window, table, what)
+                slots, kept, changed = self._stage_slots(stage, measurement, window, table, what)
                 new_rejects, reject_files = self._stage_rejects(
                     stage, measurement, window, rejects, what
                 )
                 crash_point("rejects_staged")
+                if changed:
+                    self.derived.mark_pending(measurement, changed, run_id)
                 stage.put_all(slots, before="before_replace", after="after_replace")
+                stage.put_all(kept, after="kept_replaced")
                 result.slots = [f.rel for f in slots]
                 stage.put_all(
                     reject_files, before="before_reject_replace", after="after_reject_replace"
@@ -283,10 +302,36 @@ class Lake:
             crash_point("staging_removed")
         return result
 
+    def stage_slot(
+        self, stage: Staging, m: str, slot_us: int, rows: pa.Table | None
+    ) -> tuple[StagedFile, list[StagedFile]]:
+        """Stage measurement ``m``'s slot file (None: its removal) and what derives from it.
+
+        The slot file's footer gets a fresh token and whatever :attr:`derive` records; the
+        slot's kept rows (``lake/derived.py``) are staged with the same token. Returns the
+        slot file and the derived files, to put in place in that order.
+        """
+        parts = layout.slot_file((m,), slot_us)
+        extra: list[StagedFile] = []
+        if rows is None:
+            if self.derive is not None:
+                extra.append(stage.stage(layout.kept_file(slot_us), None, ()))
+            return stage.stage(parts, None, dictionary_columns(m)), extra
+        token = new_token()
+        meta = {TOKEN_KEY: token}
+        if self.derive is not None:
+            out = self.derive(m, slot_us, rows)
+            meta.update(out.metadata)
+            if out.kept is not None:
+                extra.append(stage.stage(layout.kept_file(slot_us), out.kept, (), {TOKEN_KEY: token}))
+        return stage.stage(parts, rows, dictionary_columns(m), meta), extra
+
     def _stage_slots(
         self, stage: Staging, m: str, window: Window, table: pa.Table, what: str
-    ) -> list[StagedFile]:
-        staged = []
+    ) -> tuple[list[StagedFile], list[StagedFile], list[int]]:
+        staged: list[StagedFile] = []
+        derived: list[StagedFile] = []
+        changed: list[int] = []
         for slot_us in slot_starts(window):
             parts = layout.slot_file((m,), slot_us)
             new = table.filter(_time_mask(table, slot_us, slot_us + SLOT_US))
@@ -302,10 +347,12 @@ class Lake:
             schema = unify_schema(arrow_schema(m), schemas, what=what)
             tables = [conform(t, schema) for t in (kept, new) if t is not None and t.num_rows]
             merged = _sort_rows(pa.concat_tables(tables)) if tables else None
-            f = stage.stage(parts, merged, dictionary_columns(m))  # None: the slot is removed
+            f, extra = self.stage_slot(stage, m, slot_us, merged)  # None: the slot is removed
             staged.append(f)
+            derived += extra
+            changed.append(slot_us)
             crash_point(f"staged:{f.rel}")
-        return staged
+        return staged, derived, changed
 
     def _stage_rejects(
         self, stage: Staging, m: str, window: Window, rejects: pa.Table, what: str

@@ -51,11 +51,14 @@ def build_report(
 ) -> ReportSummary:
     """Write a self-contained HTML report of ``lake`` over ``[start, end)`` to ``out``.
 
-    Reads through ``catalog.connect`` (read-only; builds the catalog if it is missing). An
+    Reads through ``catalog.connect`` (read-only; builds the catalog if it is missing), the
+    marts brought up to date first. An
     empty lake or range gives a valid report that says there is no data. The file is
     written next to ``out`` and renamed into place, so a reader never sees half a report.
     """
     from powerflex_etl.catalog import connect
+    from powerflex_etl.ingest.upkeep import ensure_current
+    from powerflex_etl.lake.store import Lake
 
     t0 = time.perf_counter()
     if start is not None and end is not None and _aware(start) >= _aware(end):
@@ -63,6 +66,7 @@ def build_report(
             f"report: start {start.isoformat()} is not before end {end.isoformat()}",
             hint="--end is exclusive and must be after --start",
         )
+    ensure_current(Lake(lake))
     con = connect(lake, catalog_path=catalog_path, sites_file=sites_file)
     try:
         data = load(con, start, end)

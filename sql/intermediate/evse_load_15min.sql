@@ -1,48 +1,9 @@
 -- per EVSE and 15-minute UTC interval: each sample's power held for its capped duration,
--- split exactly at interval boundaries (the base of the load and utilization marts)
-with samples as (
-    select
-        evse_address,
-        acc_id,
-        phases,
-        time,
-        duration_s,
-        coalesce(power_kw, 0) as power_kw,
-        charging,
-        time_bucket(interval 15 minute, time) as interval_start
-    from {{ ref('session_samples') }}
-    where duration_s > 0
-),
-
-parts as (
-    -- the part of the duration in the sample's own interval, and what spills into the next
-    -- (durations are capped at 3 sample periods: for periods up to 5 minutes that is at most
-    -- one boundary; anything beyond the next interval is not counted)
-    select
-        *,
-        least(duration_s, epoch(interval_start + interval 15 minute - time)) as own_s,
-        least(duration_s - least(duration_s, epoch(interval_start + interval 15 minute - time)), 900)
-            as spill_s
-    from samples
-),
-
-per_interval as materialized (
-    -- one pass over the samples; the spill is moved to the next interval after aggregating
-    select
-        evse_address,
-        interval_start,
-        min(acc_id) as acc_id,
-        min(phases) as phases,
-        sum(power_kw * own_s) / 3600 as own_kwh,
-        sum(power_kw * spill_s) / 3600 as spill_kwh,
-        max(power_kw) as max_power_kw,
-        max(power_kw) filter (where spill_s > 0) as spill_max_power_kw,
-        sum(own_s) as own_s,
-        sum(spill_s) as spill_s,
-        coalesce(sum(own_s) filter (where charging), 0) as own_charging_s,
-        coalesce(sum(spill_s) filter (where charging), 0) as spill_charging_s
-    from parts
-    group by evse_address, interval_start
+-- split exactly at interval boundaries (the base of the load and utilization marts). The
+-- derived table holds each session's part per interval of its samples and what spills into
+-- the next interval; here the spill moves there and the sessions of an interval add up.
+with parts as (
+    select * from {{ derived('session_load') }}
 ),
 
 shifted as (
@@ -55,7 +16,7 @@ shifted as (
         max_power_kw,
         own_s as plugged_seconds,
         own_charging_s as charging_seconds
-    from per_interval
+    from parts
     union all
     select
         evse_address,
@@ -66,7 +27,7 @@ shifted as (
         spill_max_power_kw as max_power_kw,
         spill_s as plugged_seconds,
         spill_charging_s as charging_seconds
-    from per_interval
+    from parts
     where spill_s > 0
 ),
 
