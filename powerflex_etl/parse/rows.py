@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from powerflex_etl.parse.parsed import NUMBER_TYPE, TEXT_TYPE, BadRow
+from powerflex_etl.parse.parsed import NUMBER_TYPE, BadRow
 from powerflex_etl.parse.times import times_to_us
 from powerflex_etl.schemas import TIME
 
@@ -32,7 +32,8 @@ class Piece:
     """Some rows of a series: good rows' times and columns, and the bad rows."""
 
     us: np.ndarray  # int64 µs of the good rows
-    # id columns as TEXT_TYPE, num columns as float64; unknown ("any") ones as delivered values
+    # id columns as strings (dictionary-encoded once the series is merged), num columns as
+    # float64; unknown ("any") columns as delivered values
     cols: dict[str, pa.Array | list[Any]]
     bad: list[BadRow] = field(default_factory=list)
 
@@ -151,7 +152,7 @@ def rows_piece(
         if slot == "num":
             out[name] = pa.array(values, type=NUMBER_TYPE)
         elif slot == "id":
-            out[name] = pa.array(values, type=TEXT_TYPE)
+            out[name] = pa.array(values, type=pa.string())
         else:
             out[name] = values
     return Piece(times.us[np.asarray(good_idx, dtype=np.int64)], out, bad)

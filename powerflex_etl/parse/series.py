@@ -94,8 +94,7 @@ def _label_decoder(
         typ = _SLOT_TYPES[slot]
         col = piece.cols.get(name)
         if slot == "id" and isinstance(col, pa.Array):
-            # the piece's dictionary holds exactly the labels its rows use
-            labels = col.dictionary.to_pylist()
+            labels = pc.unique(col.drop_null()).to_pylist()
             if labels and len(labels) <= _MAX_LABELS:
                 typ = Literal[tuple(sorted(labels))] | int | None
         types.append(typ)
@@ -105,10 +104,12 @@ def _label_decoder(
 
 
 def _id_array(values: Sequence[object]) -> pa.Array:
+    # plain strings here, dictionary-encoded once per series in _merge: pieces are often
+    # small (see _Reader.read), and a dictionary builder per piece costs more than one pass
     try:
-        return pa.array(values, type=TEXT_TYPE)
+        return pa.array(values, type=pa.string())
     except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return pa.array([None if v is None else id_text(v) for v in values], type=TEXT_TYPE)
+        return pa.array([None if v is None else id_text(v) for v in values], type=pa.string())
 
 
 def _tag_columns(
@@ -243,8 +244,9 @@ def _merge(
         parts = [p.cols[name] for p in pieces if len(p.us)]
         if slots[name] == "any":
             out[name] = [v for part in parts for v in part]
-        else:
-            out[name] = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+            continue
+        arr = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+        out[name] = arr.dictionary_encode() if slots[name] == "id" else arr
     # non-None: a tag that cannot be trusted makes every row bad, and n > 0 here
     out.update(_tag_columns(tags, slots, n) or {})
     us = pieces[0].us if len(pieces) == 1 else np.concatenate([p.us for p in pieces])
