@@ -245,7 +245,8 @@ def _merge(
         if slots[name] == "any":
             out[name] = [v for part in parts for v in part]
             continue
-        arr = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+        arrays = [a for a in parts if isinstance(a, pa.Array)]
+        arr = arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
         out[name] = arr.dictionary_encode() if slots[name] == "id" else arr
     # non-None: a tag that cannot be trusted makes every row bad, and n > 0 here
     out.update(_tag_columns(tags, slots, n) or {})
