@@ -72,7 +72,10 @@ class ParsedAnswer:
 
     def __post_init__(self) -> None:
         if self.time_us.dtype != np.int64 or self.time_us.ndim != 1:
-            raise TypeError(f"{self.measurement}: time_us must be 1-d int64, not {self.time_us}")
+            raise TypeError(
+                f"{self.measurement}: time_us must be 1-d int64, not "
+                f"{self.time_us.ndim}-d {self.time_us.dtype}"
+            )
         if len(self.time_us) != self.fields.num_rows:
             raise TypeError(
                 f"{self.measurement}: {len(self.time_us)} times for {self.fields.num_rows} rows"
