@@ -116,8 +116,7 @@ def _run_one(method: str, path: str) -> None:
         n = len(doc["data"]["results"][0]["series"][0]["values"])
     else:
         parsed = parse_answer(body, "ct_response")
-        n = parsed.table.num_rows
-        n += len(parsed.bad_rows)
+        n = parsed.n_rows
     seconds = time.perf_counter() - t
     cpu = time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -116,11 +116,6 @@ def power_scale(unit: str) -> float:
     return _POWER_SCALE[unit]
 
 
-def specs(measurement: str) -> tuple[FieldSpec, ...]:
-    """The field specs of a measurement; raises KeyError for an unknown one."""
-    return SPECS[measurement]
-
-
 def source_kinds(measurement: str) -> dict[str, Kind]:
     """API field name -> kind, for the parser's typed decoding (``time`` excluded)."""
     return {f.source: f.kind for f in SPECS[measurement]}

@@ -12,24 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from powerflex_etl.api.auth import (
-    TokenTimes,
-    backoff_s,
-    parse_retry_after,
-    refresh_at,
-    token_times,
-)
-from powerflex_etl.api.client import (
-    MONTHS,
-    ClientNotPicklableError,
-    PowerflexClient,
-    acc_path,
-    check_months,
-    check_schedule,
-    check_signal,
-)
+from powerflex_etl.api.auth import TokenTimes, refresh_at, token_times
+from powerflex_etl.api.checks import acc_path, check_months, check_schedule, check_signal
+from powerflex_etl.api.client import ClientNotPicklableError, PowerflexClient
+from powerflex_etl.api.retry import backoff_s, parse_retry_after
 from powerflex_etl.cli.api import parse_months
 from powerflex_etl.errors import ConfigError, PowerflexError
+from powerflex_etl.schemas import MONTHS
 from powerflex_etl.settings import Settings
 
 

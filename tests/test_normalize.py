@@ -74,7 +74,7 @@ def answer(
             cols[name] = pa.array(values, KIND_TYPES[kinds[name]])
         else:
             cols[name] = pa.array(values)
-    return ParsedAnswer(measurement, pa.table(cols), bad_rows or [])
+    return ParsedAnswer.from_table(measurement, pa.table(cols), bad_rows or [])
 
 
 def ct(time_us: int = S_US, **fields: Any) -> dict[str, Any]:
@@ -385,7 +385,9 @@ def test_output_schema_sorting_and_lineage() -> None:
 
 @pytest.mark.parametrize("measurement", schemas.MEASUREMENTS)
 def test_empty_answer(measurement: str) -> None:
-    res = run(ParsedAnswer(measurement, pa.table({"time": pa.array([], schemas.TIME_TYPE)})))
+    res = run(
+        ParsedAnswer.from_table(measurement, pa.table({"time": pa.array([], schemas.TIME_TYPE)}))
+    )
     assert res.table.num_rows == 0
     assert res.table.schema == schemas.arrow_schema(measurement)
     assert res.rejects.schema == schemas.REJECTS_SCHEMA
@@ -393,7 +395,7 @@ def test_empty_answer(measurement: str) -> None:
 
 
 def test_answer_without_any_column() -> None:
-    res = run(ParsedAnswer("evse_request", pa.table({})))
+    res = run(ParsedAnswer.from_table("evse_request", pa.table({})))
     assert res.table.schema == schemas.arrow_schema("evse_request")
 
 
@@ -527,7 +529,7 @@ def test_tolerates_type_variants_of_the_parser() -> None:
             "mystery": pa.nulls(1),
         }
     )
-    res = run(ParsedAnswer("ct_response", table))
+    res = run(ParsedAnswer.from_table("ct_response", table))
     row = res.table.to_pylist()[0]
     assert (row["evse_address"], row["acc_id"], row["current_actual_a"]) == (EVSE, "03", 32.0)
     assert row["mystery"] is None
@@ -538,5 +540,5 @@ def test_tolerates_type_variants_of_the_parser() -> None:
 def test_time_is_truncated_to_microseconds() -> None:
     ns = S_US * 1000 + 999
     table = pa.table({"time": pa.array([ns], pa.timestamp("ns", tz="UTC")), "evse_address": [EVSE]})
-    res = run(ParsedAnswer("ct_response", table))
+    res = run(ParsedAnswer.from_table("ct_response", table))
     assert res.table.column("time").cast(pa.int64()).to_pylist() == [S_US]

@@ -1,4 +1,4 @@
-"""Pure helpers for the client: JWT claims, refresh deadlines, ``Retry-After``, backoff.
+"""Pure: when the client must log in again — a JWT's claims and the refresh deadline.
 
 The token's signature is never checked: the client only needs to know when to log in
 again, and the server is the one that trusts or refuses the token.
@@ -11,8 +11,6 @@ import binascii
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 # The vendor page: "It will be valid for 1 day."
 DEFAULT_TOKEN_LIFETIME_S = 86400.0
@@ -73,42 +71,3 @@ def refresh_at(times: TokenTimes, logged_in_at: float) -> float:
         lifetime = DEFAULT_TOKEN_LIFETIME_S
     margin = min(MAX_REFRESH_MARGIN_S, lifetime / 2)
     return logged_in_at + lifetime - margin
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
-
-    ``None`` when absent or unreadable; never negative.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(seconds):
-            return None
-        return max(0.0, seconds)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    ref = now or datetime.now(UTC)
-    return max(0.0, (when - ref).total_seconds())
-
-
-def backoff_s(attempt: int, base_s: float, unit_random: float, cap_s: float = 60.0) -> float:
-    """Full-jitter exponential backoff before retry number ``attempt`` (1-based).
-
-    ``unit_random`` in ``[0, 1)`` makes it deterministic under test.
-    """
-    ceiling = min(cap_s, base_s * 2.0 ** min(attempt - 1, 30))
-    return max(0.0, unit_random) * ceiling

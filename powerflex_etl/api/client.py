@@ -1,4 +1,7 @@
-"""HTTP only: login/JWT refresh, retries, one typed method per PowerFlex endpoint (CONTRACT §1).
+"""HTTP only: the session, the call loop, one typed method per PowerFlex endpoint (CONTRACT §1).
+
+The call loop logs in (:mod:`.auth` says when again), retries as :mod:`.retry` decides, and
+checks bodies with :mod:`.checks` before sending.
 
 One :class:`PowerflexClient` is shared by many threads (parallel windows); each process
 builds its own from :class:`~powerflex_etl.settings.Settings` (a client is never pickled).
@@ -25,17 +28,24 @@ import urllib3.exceptions
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
-from powerflex_etl.api.auth import backoff_s, parse_retry_after, refresh_at, token_times
+from powerflex_etl.api.auth import refresh_at, token_times
+from powerflex_etl.api.checks import acc_path, check_months, check_schedule, check_signal
+from powerflex_etl.api.retry import (
+    Retry,
+    RetryPolicy,
+    gave_up,
+    parse_retry_after,
+    retryable_status,
+)
 from powerflex_etl.errors import (
     AnswerTooLargeError,
     AuthError,
     ConfigError,
     FatalApiError,
-    RetryableApiError,
     TLSVerificationError,
     register_secret,
 )
-from powerflex_etl.schemas import MEASUREMENTS, MONTHS
+from powerflex_etl.schemas import MEASUREMENTS
 from powerflex_etl.settings import Settings
 from powerflex_etl.windows import Window
 
@@ -52,16 +62,6 @@ _SMALL_ANSWER_LIMIT = 16 * 1024**2
 
 class ClientNotPicklableError(ConfigError, TypeError):
     """A :class:`PowerflexClient` holds a session, a lock and a token: it cannot travel."""
-
-
-class _Retry(Exception):
-    """One attempt failed in a way that trying again can help."""
-
-    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.retry_after = retry_after
 
 
 class _Unauthorized(Exception):
@@ -200,7 +200,7 @@ class PowerflexClient:
         limit: int | None = None,
     ) -> bytes:
         label = f"{endpoint} {context}".strip()
-        s = self.settings
+        policy = RetryPolicy.from_settings(self.settings)
         started = time.monotonic()
         waited = 0.0
         attempts = 0
@@ -219,36 +219,23 @@ class PowerflexClient:
                 assert token is not None
                 self._relogin(token)
                 continue
-            except _Retry as failure:
+            except Retry as failure:
                 last = failure
-            if attempts >= s.max_attempts:
-                break
-            wait = last.retry_after
-            if wait is None:
-                wait = backoff_s(attempts, s.retry_backoff_s, self._rand())
             # injected sleeps do not pass time: count what was asked as well as what passed
             spent = max(time.monotonic() - started, waited)
-            if spent + wait > s.retry_max_total_s:
-                break
+            wait = policy.next_wait(attempts, last, spent, self._rand)
+            if wait is None:
+                raise gave_up(label, endpoint, last, attempts)
             log.warning(
                 "%s: %s; retry %d/%d in %.2f s",
                 label,
                 last.reason,
                 attempts,
-                s.max_attempts - 1,
+                policy.max_attempts - 1,
                 wait,
             )
             self._sleep(wait)
             waited += wait
-        status = f" (last status {last.status})" if last.status else ""
-        raise RetryableApiError(
-            f"{label}: {last.reason}{status}; gave up after {attempts} attempt(s)",
-            endpoint=endpoint,
-            status=last.status,
-            retry_after=last.retry_after,
-            hint="the API kept failing; try again later, or raise POWERFLEX_MAX_ATTEMPTS / "
-            "POWERFLEX_RETRY_MAX_TOTAL_S",
-        )
 
     def _attempt(
         self,
@@ -276,9 +263,9 @@ class PowerflexClient:
         except requests.exceptions.SSLError as err:
             self._tls_failure(label, err)
         except requests.exceptions.Timeout:
-            raise _Retry("timed out")
+            raise Retry("timed out")
         except requests.exceptions.ConnectionError as err:
-            raise _Retry(f"connection to {self._base} failed ({_conn_reason(err)})")
+            raise Retry(f"connection to {self._base} failed ({_conn_reason(err)})")
         except requests.exceptions.RequestException as err:
             raise FatalApiError(f"{label}: bad request to {self._base}: {_short(err)}")
         with resp:
@@ -293,8 +280,8 @@ class PowerflexClient:
                 )
             if status == 401 and token is not None:
                 raise _Unauthorized()
-            if status == 429 or status >= 500:
-                raise _Retry(
+            if retryable_status(status):
+                raise Retry(
                     f"HTTP {status}", status, parse_retry_after(resp.headers.get("Retry-After"))
                 )
             if status >= 300:
@@ -317,7 +304,7 @@ class PowerflexClient:
                 if buf.tell() > limit:
                     raise self._too_large(label, endpoint, limit)
         except (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError):
-            raise _Retry("timed out reading the answer", resp.status_code)
+            raise Retry("timed out reading the answer", resp.status_code)
         except (
             requests.exceptions.RequestException,
             urllib3.exceptions.HTTPError,
@@ -326,10 +313,10 @@ class PowerflexClient:
         ) as err:
             # requests reports a read timeout mid-body as a ConnectionError
             if "timed out" in str(err).lower():
-                raise _Retry("timed out reading the answer", resp.status_code)
-            raise _Retry(f"truncated answer ({_conn_reason(err)})", resp.status_code)
+                raise Retry("timed out reading the answer", resp.status_code)
+            raise Retry(f"truncated answer ({_conn_reason(err)})", resp.status_code)
         if declared is not None and buf.tell() != declared:
-            raise _Retry(f"truncated answer ({buf.tell()} of {declared} bytes)", resp.status_code)
+            raise Retry(f"truncated answer ({buf.tell()} of {declared} bytes)", resp.status_code)
         # BytesIO hands over its buffer without a second copy of a large answer
         return buf.getvalue()
 
@@ -484,100 +471,3 @@ def _conn_reason(err: BaseException) -> str:
 def _short(err: object, limit: int = 200) -> str:
     text = " ".join(str(err).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# -- input checks: fail before sending, naming the bad value -----------------------------------
-
-SIGNAL_UNITS: tuple[str, ...] = ("kW", "A")
-_HHMMSS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
-
-
-def acc_path(acc_id: str | int) -> str:
-    """``acc_id`` as the URL wants it: integer form (``"03"`` -> ``"3"``)."""
-    if isinstance(acc_id, int) and not isinstance(acc_id, bool) and acc_id >= 0:
-        return str(acc_id)
-    if isinstance(acc_id, str):
-        text = acc_id.strip()
-        if text.isascii() and text.isdigit():
-            return str(int(text))
-    raise ConfigError(
-        f"acc_id {acc_id!r} is not a site number", hint="the API takes acc_id as an integer, e.g. 3"
-    )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_months(months: Mapping[str, int]) -> dict[str, int]:
-    """``{"Jun": 700}`` with canonical month names (Jan..Dec) and whole kW values."""
-    if not months:
-        raise ConfigError("no month given for the target peak power", hint="e.g. --month Jun=700")
-    out: dict[str, int] = {}
-    for key, value in months.items():
-        name = str(key).strip().capitalize()
-        if name not in MONTHS:
-            raise ConfigError(f"{key!r} is not a month", hint=f"use one of {', '.join(MONTHS)}")
-        if not _is_int(value) or value < 0:
-            raise ConfigError(
-                f"target peak power for {name} must be a whole kW >= 0, not {value!r}"
-            )
-        out[name] = int(value)
-    return out
-
-
-def check_signal(name: str, max_load: float, unit: str, is_enabled: bool) -> dict[str, Any]:
-    """The body of ``/set_external_signal``, checked."""
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError("an external signal needs a name", hint="e.g. DCM_EVSE_Allocation")
-    if unit not in SIGNAL_UNITS:
-        raise ConfigError(f"max_load_unit {unit!r} is not kW or A")
-    if (
-        isinstance(max_load, bool)
-        or not isinstance(max_load, int | float)
-        or not (0 <= max_load < float("inf"))
-    ):
-        raise ConfigError(f"max_load {max_load!r} must be a number >= 0")
-    if not isinstance(is_enabled, bool):
-        raise ConfigError(f"is_enabled must be true or false, not {is_enabled!r}")
-    return {"name": name, "max_load": max_load, "max_load_unit": unit, "is_enabled": is_enabled}
-
-
-def check_schedule(schedule: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``/set_max_power_schedule`` body in the shape live clients send (CONTRACT §1)."""
-    if not isinstance(schedule, Mapping):
-        raise ConfigError("a max-power schedule must be a JSON object")
-    definition = schedule.get("definition")
-    if not isinstance(definition, list) or not definition:
-        raise ConfigError('a max-power schedule needs a non-empty "definition" list')
-    for i, entry in enumerate(definition):
-        where = f"definition[{i}]"
-        days = entry.get("days") if isinstance(entry, Mapping) else None
-        if (
-            not isinstance(days, list)
-            or not days
-            or not all(_is_int(d) and 1 <= d <= 7 for d in days)
-        ):
-            raise ConfigError(f'{where}: "days" must be a list of 1..7')
-        slots = entry.get("schedule")
-        if not isinstance(slots, list) or not slots:
-            raise ConfigError(f'{where}: "schedule" must be a non-empty list')
-        for j, slot in enumerate(slots):
-            ok = (
-                isinstance(slot, Mapping)
-                and isinstance(slot.get("start_time"), str)
-                and _HHMMSS.match(slot["start_time"]) is not None
-                and isinstance(slot.get("max_power"), int | float)
-                and not isinstance(slot.get("max_power"), bool)
-                and slot["max_power"] >= 0
-            )
-            if not ok:
-                raise ConfigError(
-                    f'{where}.schedule[{j}]: needs "start_time" HH:MM:SS and "max_power" >= 0'
-                )
-    units = schedule.get("max_power_units", "kW")
-    if units not in SIGNAL_UNITS:
-        raise ConfigError(f"max_power_units {units!r} is not kW or A")
-    if "is_enabled" in schedule and not isinstance(schedule["is_enabled"], bool):
-        raise ConfigError('"is_enabled" must be true or false')
-    return dict(schedule)

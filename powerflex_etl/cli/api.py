@@ -161,7 +161,7 @@ def signal_get(
     ] = None,
 ) -> None:
     """Print the site's external signals, or the one named."""
-    from powerflex_etl.api.client import acc_path
+    from powerflex_etl.api.checks import acc_path
 
     acc_path(acc_id)
     with _client(ctx) as client:
@@ -182,7 +182,7 @@ def signal_set(
     ],
 ) -> None:
     """Create or change an external signal; prints what the API sends back."""
-    from powerflex_etl.api.client import acc_path, check_signal
+    from powerflex_etl.api.checks import acc_path, check_signal
 
     acc_path(acc_id)
     body = check_signal(name, max_load, unit, enabled)
@@ -205,7 +205,7 @@ def load_set(
     kw: Annotated[int, typer.Option("--kw", help="Real-time load of the site, whole kW.")],
 ) -> None:
     """Report the site's real-time load."""
-    from powerflex_etl.api.client import acc_path
+    from powerflex_etl.api.checks import acc_path
 
     acc_path(acc_id)
     with _client(ctx) as client:
@@ -215,7 +215,7 @@ def load_set(
 @peak_app.command("get")
 def peak_get(ctx: typer.Context, acc_id: AccId) -> None:
     """Print the target peak power (kW) of every month."""
-    from powerflex_etl.api.client import acc_path
+    from powerflex_etl.api.checks import acc_path
 
     acc_path(acc_id)
     with _client(ctx) as client:
@@ -232,7 +232,7 @@ def peak_set(
     ],
 ) -> None:
     """Set the target peak power of some months; prints all twelve."""
-    from powerflex_etl.api.client import acc_path, check_months
+    from powerflex_etl.api.checks import acc_path, check_months
 
     acc_path(acc_id)
     months = check_months(parse_months(month))
@@ -252,7 +252,7 @@ def schedule_set(
     ],
 ) -> None:
     """Send a max-power schedule read from a JSON file."""
-    from powerflex_etl.api.client import acc_path, check_schedule
+    from powerflex_etl.api.checks import acc_path, check_schedule
 
     acc_path(acc_id)
     try:

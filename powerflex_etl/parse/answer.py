@@ -1,8 +1,8 @@
-"""Pure: InfluxDB 1.7 ``/query`` JSON (every shape PowerFlex may send) -> one Arrow table. No I/O.
+"""Pure: InfluxDB 1.7 ``/query`` JSON (every shape PowerFlex may send) -> a ParsedAnswer. No I/O.
 
 See CONTRACT §1 "Answers to accept". The envelope is decoded with msgspec Structs that
-keep each series' ``values`` as raw bytes; :mod:`.influx_series` then decodes the rows
-straight into typed columns, so no list of dicts is ever built.
+keep each series' ``values`` as raw bytes; :mod:`.series` then decodes the rows straight
+into typed columns (see :mod:`.parsed`), so no list of dicts is ever built.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -19,42 +18,14 @@ import numpy as np
 import pyarrow as pa
 
 from powerflex_etl.errors import AnswerErrorReported, ParseError, PartialAnswerError
+from powerflex_etl.parse.parsed import NUMBER_TYPE, TEXT_TYPE, BadRow, ParsedAnswer
 from powerflex_etl.parse.series import SeriesError, SeriesPart, Slot, decode_series
-from powerflex_etl.schemas import SPECS, TIME, TIME_TYPE, Kind, source_kinds
+from powerflex_etl.schemas import SPECS, Kind, source_kinds
+
+__all__ = ["BadRow", "ParsedAnswer", "parse_answer"]
 
 _PARSE_HINT = "the answer was malformed or truncated; retry the window, or report it if it persists"
 _MAX_QUOTE = 300
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """A delivered row the parser could not trust; it becomes a reject downstream."""
-
-    reason: str
-    # the row as one JSON object: field name -> value as delivered (tags merged in)
-    raw: str
-    # the row's own time in µs since the epoch when that much parsed, else None
-    time_us: int | None = None
-
-
-@dataclass
-class ParsedAnswer:
-    """An answer as columns, in delivery order (series by series, row by row).
-
-    ``table`` has ``time`` (timestamp[us, UTC], never null) and every delivered field under
-    its *source* name in *source* units: known ``id``/``state`` fields as string, known
-    ``number``/``bool`` fields as float64, unknown fields as float64 when every value is a
-    number else string. Rows that failed (no/unparseable time, a non-number in a number field,
-    a wrong-length row) are in ``bad_rows`` instead.
-    """
-
-    measurement: str
-    table: pa.Table
-    bad_rows: list[BadRow] = field(default_factory=list)
-
-    @property
-    def n_rows(self) -> int:
-        return self.table.num_rows + len(self.bad_rows)
 
 
 class _Series(msgspec.Struct):
@@ -187,17 +158,20 @@ def _unknown_column(values: list[Any]) -> pa.Array:
     """An unknown field across the answer: float64 when every value is a number, else text."""
     if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
         try:
-            return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+            return pa.array([None if v is None else float(v) for v in values], type=NUMBER_TYPE)
         except OverflowError:
             pass
     return pa.array(
         [v if v is None or isinstance(v, str) else msgspec.json.encode(v).decode() for v in values],
-        type=pa.string(),
+        type=TEXT_TYPE,
     )
 
 
-def _table(parts: list[SeriesPart]) -> pa.Table:
-    """Series parts, in order, as one table; a field a series lacks is null for its rows."""
+def _fields(parts: list[SeriesPart]) -> tuple[np.ndarray, pa.Table]:
+    """Series parts, in order, as (times in µs, one table of fields, one chunk per column).
+
+    A field a series lacks is null for its rows.
+    """
     slots: dict[str, Slot] = {}
     for part in parts:
         for name in part.columns:
@@ -205,25 +179,26 @@ def _table(parts: list[SeriesPart]) -> pa.Table:
     us = (
         np.concatenate([p.time_us for p in parts]) if parts else np.zeros(0, dtype=np.int64)
     ).astype(np.int64, copy=False)
-    arrays: list[pa.Array | pa.ChunkedArray] = [pa.array(us, type=pa.int64()).cast(TIME_TYPE)]
-    fields = [pa.field(TIME, TIME_TYPE, nullable=False)]
+    arrays: list[pa.Array] = []
     for name, slot in slots.items():
         if slot == "any":
             values: list[Any] = []
             for p in parts:
                 col = p.columns.get(name)
                 values.extend(col if isinstance(col, list) else [None] * p.n)
-            arr: pa.Array | pa.ChunkedArray = _unknown_column(values)
+            arrays.append(_unknown_column(values))
         else:
-            typ = pa.string() if slot == "id" else pa.float64()
+            typ = TEXT_TYPE if slot == "id" else NUMBER_TYPE
             chunks = []
             for p in parts:
                 col = p.columns.get(name)
                 chunks.append(col if isinstance(col, pa.Array) else pa.nulls(p.n, typ))
-            arr = pa.chunked_array(chunks, type=typ)
-        arrays.append(arr)
-        fields.append(pa.field(name, arr.type))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+            # text chunks' dictionaries are unified here: indices remapped, strings not copied
+            arrays.append(chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks))
+    if not arrays:
+        # rows with a time and no field: a table of len(us) rows and no column
+        return us, pa.table({"_": pa.nulls(len(us))}).drop_columns(["_"])
+    return us, pa.Table.from_arrays(arrays, names=list(slots))
 
 
 def parse_answer(body: bytes, measurement: str) -> ParsedAnswer:
@@ -273,5 +248,5 @@ def _parse(body: bytes, measurement: str, kinds: dict[str, Kind]) -> ParsedAnswe
                     except SeriesError as err:
                         raise _fail(measurement, f"series {_quote(series.name)}: {err}")
                     parts.append(part)
-        bad_rows = [BadRow(reason, raw, time_us) for p in parts for reason, raw, time_us in p.bad]
-        return ParsedAnswer(measurement, _table(parts), bad_rows)
+        us, fields = _fields(parts)
+        return ParsedAnswer(measurement, us, fields, [b for p in parts for b in p.bad])

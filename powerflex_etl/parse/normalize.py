@@ -12,6 +12,8 @@ CONTRACT §2 "Which rows, in which order", step by step:
 
 Every count adds up (see :class:`NormalizeStats`). Detection is vectorised (boolean masks
 per check); Python only touches the few rejected rows, to write their reason and raw JSON.
+The answer stays as the parser typed it (:mod:`.parsed`) until the last step: times as
+int64 µs, text dictionary-encoded, bad rows as :class:`BadRow`.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from powerflex_etl import schemas
-from powerflex_etl.errors import ConfigError, ParseError
-from powerflex_etl.parse.answer import ParsedAnswer
+from powerflex_etl.errors import ConfigError
+from powerflex_etl.parse.parsed import BadRow, ParsedAnswer, plain, time_column
 from powerflex_etl.schemas import (
     CHARGING_STATES,
     INGESTED_AT,
@@ -129,7 +131,7 @@ def normalize(
             f"{m}: unknown power unit {power_unit!r}", hint="set POWERFLEX_POWER_UNIT=kW|W|mW"
         )
     stats = NormalizeStats(rows_in=parsed.n_rows)
-    table, t_us = _prepare(parsed.table, m)
+    table, t_us = parsed.fields, parsed.time_us
     start_us, end_us = to_us(window.start), to_us(window.end)
 
     # 1. window, 2. scope
@@ -147,77 +149,31 @@ def normalize(
     failed = np.zeros(table.num_rows, dtype=bool)
     failed[list(reasons)] = True
     stats.rejected = len(bad_rows) + len(reasons)
-    entries: list[tuple[str, str, int | None]] = [(b.reason, b.raw, b.time_us) for b in bad_rows]
+    entries = list(bad_rows)
     if reasons:
         idx = np.fromiter(sorted(reasons), dtype=np.int64, count=len(reasons))
-        raws = _raw_rows(table.take(pa.array(idx)), t_us[idx])
-        entries += [(reasons[int(i)], raw, int(t_us[i])) for i, raw in zip(idx, raws, strict=True)]
+        raws = _raw_rows(table, idx, t_us)
+        entries += [
+            BadRow(reasons[int(i)], raw, int(t_us[i])) for i, raw in zip(idx, raws, strict=True)
+        ]
         table, t_us = table.filter(pa.array(~failed)), t_us[~failed]
     rejects = _rejects_table(m, entries, window, run_id, ingested_at)
     stats.rejects_out = rejects.num_rows
 
     # 5. dedup (before conversion: fewer rows to convert), sorted by the key
     # with no evse_address column every row was rejected above, so nothing is left
-    evse = table["evse_address"] if table.num_rows else pa.array([], pa.string())
-    order = _last_delivered_sorted(evse, t_us)
-    stats.duplicates = table.num_rows - len(order)
-    table = table.take(pa.array(order))
+    order = _last_delivered_sorted(table["evse_address"], t_us) if len(t_us) else t_us
+    stats.duplicates = len(t_us) - len(order)
+    table, t_us = table.take(pa.array(order)), t_us[order]
 
     # 4. + 6. convert, rename, cast, lineage
-    out = _to_lake(table, m, pscale, run_id, ingested_at)
+    out = _to_lake(table, t_us, m, pscale, run_id, ingested_at)
     stats.rows_out = out.num_rows
     stats.unit_check, stats.unit_check_ok = check_power_unit(out, power_unit)
     return NormalizeResult(out, rejects, stats)
 
 
-# --- preparation -------------------------------------------------------------------
-
-
-def _prepare(table: pa.Table, measurement: str) -> tuple[pa.Table, np.ndarray]:
-    """Known fields in their declared types (string / float64), time as int64 µs."""
-    kinds = schemas.source_kinds(measurement)
-    if TIME not in table.column_names:
-        # an answer with no rows at all may come without any column
-        table = table.append_column(TIME, pa.array([], TIME_TYPE)) if table.num_rows == 0 else table
-    cols: dict[str, pa.ChunkedArray] = {}
-    for name in table.column_names:
-        col = table[name]
-        try:
-            if name == TIME:
-                col = pc.cast(col, TIME_TYPE, safe=False) if col.type != TIME_TYPE else col
-            elif kinds.get(name) in ("id", "state") or _is_stringish(col.type):
-                # ids repeat a lot: as dictionaries, checks run once per distinct value
-                # and the reordering take moves small integers, not strings
-                col = col.cast(pa.string()) if col.type != pa.string() else col
-                col = pc.dictionary_encode(col)
-            elif kinds.get(name) in ("number", "bool") or pa.types.is_null(col.type):
-                col = col.cast(pa.float64()) if col.type != pa.float64() else col
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-            raise ParseError(
-                f"{measurement}: field {name!r} of type {col.type} cannot be read: {err}",
-                measurement=measurement,
-                hint="the parser should have made this row a bad row; report it",
-            )
-        cols[name] = col
-    if TIME not in cols:
-        raise ParseError(f"{measurement}: parsed table has no time column", measurement=measurement)
-    table = pa.table(cols).combine_chunks()
-    # combine_chunks leaves several chunks when dictionaries differ; unify them into one
-    table = table.unify_dictionaries().combine_chunks() if _chunky(table) else table
-    t_us = table[TIME].cast(pa.int64()).to_numpy()
-    if len(t_us) and pc.any(pc.is_null(table[TIME])).as_py():
-        raise ParseError(f"{measurement}: parsed table has null times", measurement=measurement)
-    return table, t_us
-
-
-def _is_stringish(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        return _is_stringish(t.value_type)
-    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
-
-
-def _chunky(table: pa.Table) -> bool:
-    return any(c.num_chunks > 1 for c in table.columns)
+# --- helpers -------------------------------------------------------------------------
 
 
 def _is_dict(col: pa.ChunkedArray | pa.Array) -> bool:
@@ -366,33 +322,35 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-def _raw_rows(rows: pa.Table, t_us: np.ndarray) -> list[str]:
-    """Each row as one JSON object of its delivered fields, in the table's column order."""
+def _raw_rows(table: pa.Table, idx: np.ndarray, t_us: np.ndarray) -> list[str]:
+    """Rows ``idx`` each as one JSON object: ``time`` (epoch s), then the fields in order."""
+    # take() on a table without columns gives no rows: such rows are only their time
+    rows = table.take(pa.array(idx)).to_pylist() if table.num_columns else [{} for _ in idx]
     out = []
-    for row, t in zip(rows.to_pylist(), t_us, strict=True):
-        obj = {k: (int(t) / 1e6 if k == TIME else _json_value(v)) for k, v in row.items()}
+    for row, i in zip(rows, idx.tolist(), strict=True):
+        obj = {TIME: int(t_us[i]) / 1e6, **{k: _json_value(v) for k, v in row.items()}}
         out.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
     return out
 
 
 def _rejects_table(
     measurement: str,
-    entries: Sequence[tuple[str, str, int | None]],
+    entries: Sequence[BadRow],
     window: Window,
     run_id: str,
     ingested_at: datetime,
 ) -> pa.Table:
-    seen: dict[str, tuple[str, str, int | None]] = {}
-    for reason, raw, t in entries:
-        seen.setdefault(reject_id(measurement, raw), (reason, raw, t))
+    seen: dict[str, BadRow] = {}
+    for bad in entries:
+        seen.setdefault(reject_id(measurement, bad.raw), bad)
     n = len(seen)
     values = list(seen.values())
     arrays = [
         pa.array([measurement] * n, pa.string()),
         pa.array(list(seen), pa.string()),
-        pa.array([v[0] for v in values], pa.string()),
-        pa.array([v[1] for v in values], pa.string()),
-        pa.array([v[2] for v in values], pa.int64()).cast(TIME_TYPE),
+        pa.array([b.reason for b in values], pa.string()),
+        pa.array([b.raw for b in values], pa.string()),
+        pa.array([b.time_us for b in values], pa.int64()).cast(TIME_TYPE),
         pa.repeat(pa.scalar(as_utc(window.start), TIME_TYPE), n),
         pa.repeat(pa.scalar(as_utc(window.end), TIME_TYPE), n),
         pa.repeat(pa.scalar(as_utc(ingested_at), TIME_TYPE), n),
@@ -405,17 +363,18 @@ def _rejects_table(
 
 
 def _last_delivered_sorted(evse: pa.ChunkedArray | pa.Array, t_us: np.ndarray) -> np.ndarray:
-    """Row indices sorted by (evse_address, time), keeping the last delivered of each key."""
+    """Row indices sorted by (evse_address, time), keeping the last delivered of each key.
+
+    ``evse`` is dictionary-encoded (as the parser types ids) and has no nulls (rejected).
+    """
     n = len(t_us)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    arr = evse.combine_chunks() if isinstance(evse, pa.ChunkedArray) else evse
-    enc = arr if _is_dict(arr) else pc.dictionary_encode(arr)
-    # sorting strings is slow: rank the few distinct addresses, sort rows by rank
-    ranks = np.empty(
-        len(enc.dictionary), dtype=np.uint16 if len(enc.dictionary) < 2**16 else np.int64
-    )
-    ranks[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
+    enc = evse.combine_chunks() if isinstance(evse, pa.ChunkedArray) else evse
+    # sorting strings is slow: rank the few distinct addresses, sort rows by rank; dense
+    # ranks, so a value the dictionary happens to hold twice is still one key
+    dense = pc.rank(enc.dictionary, sort_keys="ascending", tiebreaker="dense").to_numpy()
+    ranks = (dense - 1).astype(np.uint16 if len(enc.dictionary) < 2**16 else np.int64)
     key = ranks[enc.indices.to_numpy()]
     # two stable passes (time, then rank) sort by (rank, time) and keep delivery order
     # within a key; answers come nearly time-ordered, so the first pass is almost free and
@@ -455,18 +414,19 @@ def _extra_names(source: list[str], measurement: str) -> dict[str, str]:
     return out
 
 
-def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A dictionary-encoded string column back to plain strings, as the schema declares."""
-    return col.cast(pa.string()) if _is_dict(col) else col
-
-
 def _to_lake(
-    table: pa.Table, measurement: str, pscale: float, run_id: str, ingested_at: datetime
+    table: pa.Table,
+    t_us: np.ndarray,
+    measurement: str,
+    pscale: float,
+    run_id: str,
+    ingested_at: datetime,
 ) -> pa.Table:
-    n = table.num_rows
+    """The lake's types, made here once: time viewed as a timestamp, text as plain strings."""
+    n = len(t_us)
     names = set(table.column_names)
     specs = schemas.SPECS[measurement]
-    cols: dict[str, pa.ChunkedArray | pa.Array] = {TIME: table[TIME]}
+    cols: dict[str, pa.ChunkedArray | pa.Array] = {TIME: time_column(t_us)}
     for s in specs:
         if s.source not in names:
             cols[s.column] = pa.nulls(n, s.arrow_type)
@@ -476,12 +436,12 @@ def _to_lake(
             scale = pscale if s.source == "power" else s.scale
             cols[s.column] = _scaled(table[s.source], scale)
         else:
-            cols[s.column] = _plain(table[s.source])
+            cols[s.column] = plain(table[s.source])
     known = {s.source for s in specs} | {TIME}
     renamed = _extra_names(sorted(names - known), measurement)
     extra_fields = []
     for src, dst in sorted(renamed.items(), key=lambda kv: kv[1]):
-        cols[dst] = _plain(table[src])
+        cols[dst] = plain(table[src])
         extra_fields.append(pa.field(dst, cols[dst].type))
     schema = schemas.arrow_schema(measurement, pa.schema(extra_fields))
     cols[INGESTED_AT] = pa.repeat(pa.scalar(as_utc(ingested_at), TIME_TYPE), n)

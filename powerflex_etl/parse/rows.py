@@ -15,13 +15,12 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from powerflex_etl.parse.parsed import NUMBER_TYPE, BadRow
 from powerflex_etl.parse.times import times_to_us
 from powerflex_etl.schemas import TIME
 
-# how a column is decoded: the time, an id/label (string), a number (float64), unknown
+# how a column is decoded: the time, an id/label (text), a number (float64), unknown
 Slot = Literal["time", "id", "num", "any"]
-# (reason, raw row as a JSON object, time in µs when it parsed)
-Bad = tuple[str, str, int | None]
 
 
 class SeriesError(Exception):
@@ -33,9 +32,10 @@ class Piece:
     """Some rows of a series: good rows' times and columns, and the bad rows."""
 
     us: np.ndarray  # int64 µs of the good rows
-    # id/num columns as Arrow arrays; unknown ("any") columns as delivered Python values
+    # id columns as strings (dictionary-encoded once the series is merged), num columns as
+    # float64; unknown ("any") columns as delivered values
     cols: dict[str, pa.Array | list[Any]]
-    bad: list[Bad] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)
 
 
 def id_text(value: object) -> str:
@@ -100,7 +100,7 @@ def rows_piece(
     ncols = len(columns)
     ti = columns.index(TIME)
     rows: list[list[Any] | None] = []
-    bad: list[tuple[str, str, int | None]] = []
+    bad: list[BadRow] = []
     spliced: dict[int, str] = {}
     for i, raw_row in enumerate(raw_rows):
         try:
@@ -121,11 +121,11 @@ def rows_piece(
     good: dict[str, list[Any]] = {c: [] for c in columns if c != TIME}
     for i, cells in enumerate(rows):
         if cells is None:
-            bad.append(("a number is out of range", spliced[i], None))
+            bad.append(BadRow("a number is out of range", spliced[i]))
             continue
         if len(cells) != ncols:
             shape = f"row has {len(cells)} cells for {ncols} columns"
-            bad.append((shape, _raw_object(columns, cells, tags), None))
+            bad.append(BadRow(shape, _raw_object(columns, cells, tags)))
             continue
         time_reason = times.reasons[i]
         time_us = None if time_reason else int(times.us[i])
@@ -141,7 +141,7 @@ def rows_piece(
             elif slot == "any":
                 converted[name] = value
         if reason is not None:
-            bad.append((reason, _raw_object(columns, cells, tags), time_us))
+            bad.append(BadRow(reason, _raw_object(columns, cells, tags), time_us))
             continue
         good_idx.append(i)
         for name, values in good.items():
@@ -150,7 +150,7 @@ def rows_piece(
     for name, values in good.items():
         slot = slots[name]
         if slot == "num":
-            out[name] = pa.array(values, type=pa.float64())
+            out[name] = pa.array(values, type=NUMBER_TYPE)
         elif slot == "id":
             out[name] = pa.array(values, type=pa.string())
         else:

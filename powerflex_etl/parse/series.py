@@ -4,7 +4,7 @@ The typed path decodes ``values`` straight into tuples typed per column (msgspec
 the types while parsing), transposes them and builds Arrow arrays. Big series go in chunks
 of rows, so Python objects never outnumber one chunk. A chunk with any surprise (a wrong
 type, a wrong-length row, a bad time) is read again by the per-row path of
-:mod:`.influx_rows`, which converts values the same way, so a row's outcome and raw text
+:mod:`.rows`, which converts values the same way, so a row's outcome and raw text
 never depend on which path saw it or on its neighbours.
 """
 
@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from powerflex_etl.parse.parsed import NUMBER_TYPE, TEXT_TYPE, BadRow
 from powerflex_etl.parse.rows import (
-    Bad,
     Piece,
     SeriesError,
     Slot,
@@ -55,11 +55,11 @@ class SeriesPart:
 
     n: int
     time_us: np.ndarray
-    # id/num columns as Arrow arrays; unknown ("any") columns as delivered Python values,
-    # typed only once every series is in (their type depends on the whole answer)
+    # id columns as TEXT_TYPE, num columns as float64; unknown ("any") columns as delivered
+    # Python values, typed only once every series is in (their type depends on the whole answer)
     columns: dict[str, pa.Array | list[Any]]
     slots: dict[str, Slot]
-    bad: list[Bad] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)
 
 
 def slot_of(name: str, kinds: Mapping[str, Kind]) -> Slot:
@@ -104,6 +104,8 @@ def _label_decoder(
 
 
 def _id_array(values: Sequence[object]) -> pa.Array:
+    # plain strings here, dictionary-encoded once per series in _merge: pieces are often
+    # small (see _Reader.read), and a dictionary builder per piece costs more than one pass
     try:
         return pa.array(values, type=pa.string())
     except (pa.ArrowTypeError, pa.ArrowInvalid):
@@ -122,11 +124,16 @@ def _tag_columns(
             if reason is not None:
                 return None
             out[name] = (
-                pa.array(np.full(n, number)) if number is not None else pa.nulls(n, pa.float64())
+                pa.array(np.full(n, number)) if number is not None else pa.nulls(n, NUMBER_TYPE)
             )
         elif slot == "id":
-            text = None if value is None else id_text(value)
-            out[name] = pa.array([text] * n, type=pa.string())
+            out[name] = (
+                pa.nulls(n, TEXT_TYPE)
+                if value is None
+                else pa.DictionaryArray.from_arrays(
+                    np.zeros(n, dtype=np.int32), pa.array([id_text(value)], pa.string())
+                )
+            )
         else:
             out[name] = [value] * n
     return out
@@ -164,7 +171,7 @@ def _typed_piece(
         col, cols[i] = cols[i], None  # drop each Python column as soon as it is converted
         slot = slots[name]
         if slot == "num":
-            arr = pa.array(col or (), type=pa.float64())
+            arr = pa.array(col or (), type=NUMBER_TYPE)
             if arr.null_count < n and not pc.all(pc.is_finite(arr)).as_py():
                 return None
             out[name] = arr
@@ -237,8 +244,10 @@ def _merge(
         parts = [p.cols[name] for p in pieces if len(p.us)]
         if slots[name] == "any":
             out[name] = [v for part in parts for v in part]
-        else:
-            out[name] = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+            continue
+        arrays = [a for a in parts if isinstance(a, pa.Array)]
+        arr = arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+        out[name] = arr.dictionary_encode() if slots[name] == "id" else arr
     # non-None: a tag that cannot be trusted makes every row bad, and n > 0 here
     out.update(_tag_columns(tags, slots, n) or {})
     us = pieces[0].us if len(pieces) == 1 else np.concatenate([p.us for p in pieces])
@@ -251,7 +260,6 @@ def _merge(
 _FLAT_STOP = (b"\\", b"{", b"\n", b"\r", b"\t")
 _FLAT_SPACED = (b", ", b" ,", b"[ ", b" [", b"] ", b" ]")
 _BRACKET_CLOSE, _COMMA, _BRACKET_OPEN = b"],["
-_FLAT_ID = pa.dictionary(pa.int32(), pa.string())
 _FLAT_PARSE = pcsv.ParseOptions(
     quote_char=False, escape_char=False, newlines_in_values=False, ignore_empty_lines=False
 )
@@ -259,8 +267,9 @@ _FLAT_CONVERT_BASE = {"null_values": ["null"], "strings_can_be_null": True}
 
 
 def _flat_ids(col: pa.ChunkedArray) -> pa.Array | None:
-    """Quoted labels (dictionary-encoded by the CSV reader) -> plain strings; None unless every
-    non-null cell was a JSON string (an unquoted cell is a number or a literal: typed path)."""
+    """Quoted labels (dictionary-encoded by the CSV reader, a dictionary per block) -> one
+    TEXT_TYPE array, unquoted; None unless every non-null cell was a JSON string (an unquoted
+    cell is a number or a literal: typed path). Only the small dictionaries are touched."""
     out = []
     for chunk in col.chunks:
         labels = chunk.dictionary
@@ -272,7 +281,8 @@ def _flat_ids(col: pa.ChunkedArray) -> pa.Array | None:
             if not pc.all(quoted).as_py():
                 return None
             labels = pc.utf8_slice_codeunits(labels, 1, -1)
-        out.append(pa.DictionaryArray.from_arrays(chunk.indices, labels).cast(pa.string()))
+        out.append(pa.DictionaryArray.from_arrays(chunk.indices, labels))
+    # concatenating unifies the blocks' dictionaries: the indices are remapped, no string copied
     return pa.concat_arrays(out) if len(out) != 1 else out[0]
 
 
@@ -325,7 +335,7 @@ def _flat_part(
     n = _csv_rows(text)
     if not n:
         return None
-    types = {c: _FLAT_ID if slots[c] == "id" else pa.float64() for c in columns}
+    types = {c: TEXT_TYPE if slots[c] == "id" else NUMBER_TYPE for c in columns}
     try:
         table = pcsv.read_csv(
             pa.py_buffer(text),
