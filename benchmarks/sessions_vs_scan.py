@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from powerflex_etl import schemas  # noqa: E402
-from tests.marts_harness import apply_marts  # noqa: E402
+from tests.marts.marts_harness import apply_marts  # noqa: E402
 
 EVSES = 54
 PERIOD_S = 5

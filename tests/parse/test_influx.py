@@ -16,7 +16,7 @@ from powerflex_etl.schemas import TIME_TYPE
 
 REAL = Path("/work/shared/data/real/influxdb_v1")
 if not REAL.is_dir():  # a clone elsewhere keeps the same layout beside the repo
-    REAL = Path(__file__).resolve().parents[2] / "shared/data/real/influxdb_v1"
+    REAL = Path(__file__).resolve().parents[3] / "shared/data/real/influxdb_v1"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="real InfluxDB samples not present")
 
 

@@ -21,7 +21,7 @@ import pytest
 from powerflex_etl.lake.state import State
 from powerflex_etl.lake.store import Lake
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]

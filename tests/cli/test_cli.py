@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ingest import T0, H, _cli, ingest
+from tests.ingest.test_ingest import T0, H, _cli, ingest
 
 
 @pytest.mark.parametrize(

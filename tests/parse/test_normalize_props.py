@@ -16,7 +16,7 @@ from powerflex_etl import schemas
 from powerflex_etl.parse.answer import BadRow
 from powerflex_etl.parse.normalize import normalize, reject_id
 from powerflex_etl.windows import to_us
-from tests.test_normalize import E_US, S_US, WINDOW, answer, identity_holds
+from tests.parse.test_normalize import E_US, S_US, WINDOW, answer, identity_holds
 
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

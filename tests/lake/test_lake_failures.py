@@ -25,7 +25,7 @@ from powerflex_etl.lake.layout import SLOT_US, slot_parts, slot_starts
 from powerflex_etl.lake.state import State, WindowRecord
 from powerflex_etl.lake.store import Lake
 from powerflex_etl.windows import Window, from_us
-from tests.test_lake_helpers import (
+from tests.lake.test_lake_helpers import (
     NO_REJECTS,
     M,
     at,
@@ -259,7 +259,7 @@ _KILLED_WRITER = """
 import os, signal, sys
 from powerflex_etl.lake import crashpoints
 from powerflex_etl.lake.store import Lake
-from tests.test_lake_helpers import NO_REJECTS, M, ct_rows, grid, inside, win
+from tests.lake.test_lake_helpers import NO_REJECTS, M, ct_rows, grid, inside, win
 
 def die(point):
     if point == sys.argv[2]:

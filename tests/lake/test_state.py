@@ -15,7 +15,7 @@ import pytest
 from powerflex_etl.errors import LakeError
 from powerflex_etl.lake.state import State, WindowRecord
 from powerflex_etl.lake.store import Lake
-from tests.test_lake_helpers import NO_REJECTS, M, at, ct_rows, grid, reject_rows, win
+from tests.lake.test_lake_helpers import NO_REJECTS, M, at, ct_rows, grid, reject_rows, win
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ parse -> normalize -> ``Lake.commit_window`` -> window record; watermarks at the
 the catalog is rebuilt. The first window starts mid-slot, so slot files mix kept and new
 rows. The API answers come from :class:`StubClient`: InfluxDB 1.7 JSON with a few bad rows
 per window (so rejects are written too), ids shaped like the real PowerFlex records used
-in ``tests/test_lake_helpers.py``.
+in ``tests/lake/test_lake_helpers.py``.
 
-Run as ``python -m tests.crash_harness <lake> <catalog>`` with ``POWERFLEX_CRASH_AT`` set:
+Run as ``python -m tests.lake.crash_harness <lake> <catalog>`` with ``POWERFLEX_CRASH_AT`` set:
 the library kills the process at that point (see ``powerflex_etl/crashpoints.py``).
 """
 
@@ -47,7 +47,7 @@ from powerflex_etl.schemas import KEY_COLUMNS, LINEAGE_COLUMNS, TIME, arrow_sche
 from powerflex_etl.settings import Settings
 from powerflex_etl.windows import to_us
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MEASUREMENTS = ("ct_response", "evse_response")
 TABLES = (*MEASUREMENTS, "rejects")
 DAY = datetime(2020, 2, 28, tzinfo=UTC)
@@ -176,7 +176,7 @@ def kill_run(lake_url: str, catalog: str, point: str, env: dict[str, str] | None
     """Run generation 2 in a subprocess told to SIGKILL itself at ``point``; its return code."""
     full = {**os.environ, **(env or {}), crashpoints.ENV_VAR: point}
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.crash_harness", lake_url, catalog],
+        [sys.executable, "-m", "tests.lake.crash_harness", lake_url, catalog],
         cwd=REPO,
         env=full,
         capture_output=True,

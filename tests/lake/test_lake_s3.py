@@ -7,7 +7,7 @@ import pytest
 from powerflex_etl.lake import lock as lock_mod
 from powerflex_etl.lake.state import State
 from powerflex_etl.lake.store import Lake
-from tests.test_lake_helpers import (
+from tests.lake.test_lake_helpers import (
     NO_REJECTS,
     M,
     at,

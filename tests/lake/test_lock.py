@@ -17,7 +17,7 @@ import pytest
 from powerflex_etl.errors import LockError
 from powerflex_etl.lake import lock as lock_mod
 from powerflex_etl.lake.store import Lake
-from tests.test_lake_helpers import NO_REJECTS, M, ct_rows, grid, win
+from tests.lake.test_lake_helpers import NO_REJECTS, M, ct_rows, grid, win
 
 # holds the lock, says so on stdout, then waits until stdin closes (or it is killed)
 _HOLDER = """

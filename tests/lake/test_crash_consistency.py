@@ -1,6 +1,6 @@
 """SIGKILL anywhere in the commit path, on a local and an S3 lake: nothing lost or doubled.
 
-Each case runs the harness workload (tests/crash_harness.py) in a subprocess that kills
+Each case runs the harness workload (tests/lake/crash_harness.py) in a subprocess that kills
 itself at one crash point, checks what it left, reruns it and checks the rerun converged
 to exactly an uninterrupted run. CI runs one point per crash-point family locally, a slice
 on S3 and two kills of the full CLI; ``make test-long`` (POWERFLEX_TEST_LONG=1) runs
@@ -26,7 +26,7 @@ from powerflex_etl.lake.state import State
 from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import KEY_COLUMNS, LINEAGE_COLUMNS
 from powerflex_etl.simulator import RunningSimulator
-from tests import crash_harness as h
+from tests.lake import crash_harness as h
 
 
 def _long() -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.marts_harness import (
+from tests.marts.marts_harness import (
     connect,
     plug_in,
     query,

@@ -11,7 +11,7 @@ from powerflex_etl.catalog import connect
 from powerflex_etl.ingest import run as runner
 from powerflex_etl.report import build_report
 from powerflex_etl.settings import Settings
-from tests.test_report import CHART_KEYS, _metric, _parse
+from tests.report.test_report import CHART_KEYS, _metric, _parse
 
 T0 = datetime(2021, 6, 2, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.marts_harness import T0, connect, plug_in, query, unplugged_run
+from tests.marts.marts_harness import T0, connect, plug_in, query, unplugged_run
 
 # (charge minutes, idle minutes, power kW, unplugged minutes before the next one; 0 means
 # the next vehicle plugs in straight away, with no UNPLUGGED sample between). At least one

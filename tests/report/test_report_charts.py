@@ -8,7 +8,7 @@ from pathlib import Path
 
 from powerflex_etl import connect
 from powerflex_etl.report import charts, queries
-from tests.test_report import DAY0, small_lake  # noqa: F401  (a fixture)
+from tests.report.test_report import DAY0, small_lake  # noqa: F401  (a fixture)
 
 
 def test_site_load_series_is_zero_where_nobody_was_plugged_in(small_lake: Path) -> None:  # noqa: F811

@@ -16,7 +16,7 @@ from powerflex_etl.lake.layout import slot_starts
 from powerflex_etl.lake.store import Lake
 from powerflex_etl.schemas import DCM_SCHEMAS
 from powerflex_etl.windows import Window
-from tests.test_lake_helpers import (
+from tests.lake.test_lake_helpers import (
     DAY,
     EVSES,
     NO_REJECTS,

@@ -10,7 +10,7 @@ import pytest
 
 from powerflex_etl import schemas
 from powerflex_etl.catalog import build_catalog, connect
-from tests.test_views import SITES, T0, ct_row
+from tests.catalog.test_views import SITES, T0, ct_row
 
 pytestmark = pytest.mark.s3
 

@@ -14,7 +14,7 @@ import typer
 
 from powerflex_etl.cli.app import app, main
 from powerflex_etl.settings import Settings
-from tests.test_client_faults import Fake, _self_signed, _serve
+from tests.api.test_client_faults import Fake, _self_signed, _serve
 
 ACC = "0039"
 
