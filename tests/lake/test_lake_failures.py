@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -276,7 +277,7 @@ lake.commit_window(M, w, ct_rows(inside(grid(0, 24), w), power=2.0), NO_REJECTS,
     "point", [f"staged:{D}/part-06.parquet", f"after_replace:{D}/part-06.parquet"]
 )
 def test_sigkilled_writer_leaves_whole_slots_and_a_rerun_converges(lake: Lake, point: str) -> None:
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = str(Path(__file__).resolve().parents[2])
     proc = subprocess.run(
         [sys.executable, "-c", _KILLED_WRITER, lake.url, point], cwd=repo, check=False
     )

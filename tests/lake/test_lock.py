@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ print("released", flush=True)
 
 @pytest.fixture
 def holder_proc(tmp_path: Any) -> Iterator[subprocess.Popen[str]]:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(Path(__file__).resolve().parents[2])
     proc = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(tmp_path), M],
         stdin=subprocess.PIPE,
