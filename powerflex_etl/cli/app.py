@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from powerflex_etl.cli.api import api_app
+from powerflex_etl.cli.marts import marts_app
 from powerflex_etl.errors import ConfigError, PowerflexError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ state_app = typer.Typer(
     help="Watermarks and committed windows under <lake>/_state.", no_args_is_help=True
 )
 app.add_typer(state_app, name="state")
+app.add_typer(marts_app, name="marts")
 
 
 class Engine(StrEnum):

@@ -14,8 +14,9 @@ from pathlib import Path
 from powerflex_etl.catalog import build_for
 from powerflex_etl.errors import LockError
 from powerflex_etl.lake.store import Lake
-from powerflex_etl.marts.refresh import RefreshSummary, refresh, sql_hash
+from powerflex_etl.marts.refresh import RefreshSummary, refresh
 from powerflex_etl.marts.slots import derive_slot
+from powerflex_etl.marts.status import status
 from powerflex_etl.settings import Settings
 
 log = logging.getLogger("powerflex_etl.marts")
@@ -23,15 +24,21 @@ log = logging.getLogger("powerflex_etl.marts")
 #: How long a reader waits for a running write before it reads the marts as they are.
 READER_LOCK_TIMEOUT_S = 5.0
 
+#: Marts states a reader repairs before it reads.
+STALE = frozenset({"pending", "sql-changed", "never-built"})
+
 
 def open_lake(s: Settings) -> Lake:
     """The settings' lake, recording for the marts at every slot write."""
     return Lake(s.lake, derive=derive_slot)
 
 
-def after_write(s: Settings, lake: Lake | None = None) -> tuple[RefreshSummary, Path]:
-    """Reflect every pending commit in the marts, then rebuild the catalog."""
-    summary = refresh(lake or open_lake(s))
+def after_write(
+    s: Settings, lake: Lake | None = None, *, rebuild: bool = False
+) -> tuple[RefreshSummary, Path]:
+    """Reflect every pending commit in the marts (recompute all, with ``rebuild``), then
+    rebuild the catalog."""
+    summary = refresh(lake or open_lake(s), rebuild=rebuild)
     return summary, build_for(s)
 
 
@@ -41,13 +48,7 @@ def ensure_current(lake: Lake) -> RefreshSummary | None:
     Waits a few seconds at most for a write in progress (which refreshes them itself) and
     then reads the marts as they are; returns None when it did not refresh.
     """
-    store = lake.derived
-    manifest = store.manifest()
-    has_raw = bool(lake.slot_files("ct_response")) or any(
-        lake.slot_files(m) for m in ("evse_request", "evse_response")
-    )
-    stale = (manifest is None and has_raw) or (manifest is not None and manifest.sql_hash != sql_hash())
-    if not stale and not store.pending():
+    if status(lake).state not in STALE:
         return None
     try:
         return refresh(lake, timeout_s=READER_LOCK_TIMEOUT_S)
