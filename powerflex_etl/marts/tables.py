@@ -34,6 +34,14 @@ class Partitioning:
     def period(self, us: int) -> str:
         return layout.month_period(us) if self.monthly else layout.day_period(us)
 
+    def periods_of(self, us: np.ndarray) -> np.ndarray:
+        """:meth:`period` of every element of ``us`` (vectorised: refreshes touch 10^4+ rows)."""
+        unit = "M" if self.monthly else "D"
+        keys = us.astype("datetime64[us]").astype(f"datetime64[{unit}]")
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        names = np.array([str(k) for k in uniq], dtype=object)
+        return names[inverse] if len(us) else np.array([], dtype=object)
+
     def bounds(self, period: str) -> tuple[int, int]:
         """[start, end) of a period name, µs."""
         if self.monthly:
@@ -108,7 +116,7 @@ class WorkingTables:
         """In ``periods`` (plus those of ``new``), drop the rows ``drop`` marks, add ``new``."""
         spec = PARTITIONS[table]
         new = new.cast(DERIVED_SCHEMAS[table])
-        new_periods = np.array([spec.period(int(u)) for u in _us(new[spec.column])], dtype=object)
+        new_periods = spec.periods_of(_us(new[spec.column]))
         for period in sorted(set(periods) | set(new_periods.tolist())):
             old = self.get(table, period)
             keep = old.filter(pa.array(~drop(old))) if old.num_rows else old
