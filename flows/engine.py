@@ -78,6 +78,10 @@ class PrefectEngine:
         return report
 
 
+#: How long the temporary Prefect API may take to start (seconds of polling).
+STARTUP_TIMEOUT_S = 120
+
+
 @contextmanager
 def shared_api() -> Iterator[str | None]:
     """Make sure other processes (Dask workers) reach the same Prefect API as this one.
@@ -95,6 +99,8 @@ def shared_api() -> Iterator[str | None]:
 
     # the same instance Prefect's own temporary-API mode uses; it stops itself at exit
     server = SubprocessASGIServer()
-    server.start()
+    # Prefect's default (20 polls of 0.1 s plus their requests) is too short for a busy
+    # 2-core machine starting Dask workers beside it: a slow start is not a failure
+    server.start(timeout=STARTUP_TIMEOUT_S)
     with temporary_settings({PREFECT_API_URL: server.api_url}):
         yield server.api_url
