@@ -3,8 +3,10 @@
 Time zone: every timestamp in the lake is UTC, and DuckDB reads Arrow ``timestamp[us, UTC]``
 as ``TIMESTAMP WITH TIME ZONE``, which DuckDB *displays* in the session's ``TimeZone``.
 :func:`connect` sets it to UTC. A session setting cannot be stored in the file, so an analyst
-opening the catalog with the ``duckdb`` CLI should run ``SET TimeZone = 'UTC'`` (or put it in
-``~/.duckdbrc``) to see UTC; the values are the same instants either way.
+opening the catalog with the ``duckdb`` CLI runs ``SET TimeZone = 'UTC'`` (or puts it in
+``~/.duckdbrc``) to see UTC; the values are the same instants either way. docs/analytics.md
+("Time zones", "Opening the catalog") says this, what ``_local`` columns are, and what a
+moved lake does to plain DuckDB readers.
 """
 
 from __future__ import annotations
