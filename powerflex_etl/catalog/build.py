@@ -6,6 +6,13 @@ into a temporary file next to its final place and moved there with one ``os.repl
 analysts holding the old catalog open read-only keep reading the old file and never block a
 rebuild. Every argument is explicit: :func:`build_for` builds with a ``Settings``.
 
+The file is written in an older storage format (:data:`STORAGE_VERSION`), not the writer's
+newest: analysts open it with whatever DuckDB they have (``pip install duckdb-cli``, an older
+Python ``duckdb``, DBeaver), and a file in DuckDB 2.0's own format is refused by every 1.x
+reader. The views' SQL keeps to functions of :data:`MIN_READER`;
+``tests/catalog/test_duckdb_readers.py`` runs every view in that version and in the
+``duckdb-cli`` a user installs with pip.
+
 SQL templates (:mod:`.render`; the only things substituted into SQL are paths of the lake and
 view names, quoted):
 
@@ -25,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from powerflex_etl.catalog.render import render
-from powerflex_etl.catalog.sites import create_sites
+from powerflex_etl.catalog.render import render, sql_literal
+from powerflex_etl.catalog.sites import create_sites, sites_digest, sites_text
 from powerflex_etl.catalog.sqlfiles import (
     SQL_DIR,
     TIERS,
@@ -47,6 +54,17 @@ from powerflex_etl.lake.url import LakeUrl
 
 if TYPE_CHECKING:
     from powerflex_etl.settings import Settings
+
+#: The storage format the catalog is written in: what DuckDB 1.0/1.1 write, opened by 1.0.0
+#: through 2.0 (DuckDB 2.0's own format is refused by every 1.x reader).
+STORAGE_VERSION = "v1.1.0"
+#: The oldest DuckDB that runs every view: the views' functions decide it, not the file format
+#: (1.0 opens the file but has no ``arg_min`` over a struct, which monthly_peak uses).
+#: docs/analytics.md says it; tests/catalog/test_duckdb_readers.py runs every view in it.
+MIN_READER = "1.1.3"
+#: The name the catalog is attached under while it is built, as readers see it (`duckdb
+#: lake/powerflex.duckdb` names the database after the file, and :func:`.connect` does the same).
+CATALOG_ALIAS = "powerflex"
 
 
 def default_catalog_path(lake: LakeUrl, catalog_path: str | None = None) -> Path:
@@ -153,10 +171,17 @@ def build_catalog(
     # process writes it, so a build killed half-way is cleaned up by the next one
     tmp = target.with_name(temp_name(target.name))
     try:
-        con = duckdb.connect(str(tmp))
+        # an in-memory session with the file attached: only ATTACH takes a storage version
+        con = duckdb.connect()
         try:
             _prepare(con, ref)
-            create_sites(con, ref, sites_file)
+            con.execute(
+                f"attach {sql_literal(str(tmp))} as {CATALOG_ALIAS} "
+                f"(storage_version {sql_literal(STORAGE_VERSION)})"
+            )
+            con.execute(f"use {CATALOG_ALIAS}")
+            found = sites_text(ref, sites_file)
+            create_sites(con, ref, sites_file, found=found)
             seen: dict[str, bool] = {}
             manifest = marts_manifest(ref)
             create_views(con, all_view_files(sql_root, TIERS), ref, seen, manifest)
@@ -164,11 +189,17 @@ def build_catalog(
                 "lake": ref.url,
                 "sql_dir": str(sql_root),
                 "sites_file": sites_file,
+                "sites_sha256": sites_digest(found),
                 "marts_generation": manifest.generation if manifest else None,
+                "storage_version": STORAGE_VERSION,
+                "min_reader": MIN_READER,
+                "written_by_duckdb": duckdb.__version__,
             }
             _write_meta(con, meta, seen)
             crash_point("catalog_building")
             con.execute("checkpoint")
+            con.execute("use memory")
+            con.execute(f"detach {CATALOG_ALIAS}")
         finally:
             con.close()
         crash_point("catalog_temp_written")

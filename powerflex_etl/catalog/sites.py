@@ -1,11 +1,15 @@
 """The optional sites file: ``[sites."03"] name = "Garage A"`` ``tz = "America/Los_Angeles"``.
 
 It gives each acc_id a name and the time zone of its billing months and local columns. The
-catalog copies it into its ``sites`` table at every build.
+catalog copies it into its ``sites`` table at every build and keeps the file's SHA-256 in its
+meta, so :func:`powerflex_etl.catalog.connect` rebuilds it when the file is added, edited or
+removed. Keys other than ``name`` and ``tz`` are left to whoever reads them (the digest covers
+the whole file, so a change to any key rebuilds the catalog).
 """
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from pathlib import Path
 
@@ -54,12 +58,28 @@ def sites_text(lake: LakeUrl, sites_file: str | None) -> tuple[str, str] | None:
         return fh.read().decode("utf-8"), in_lake
 
 
+def sites_digest(found: tuple[str, str] | None) -> str | None:
+    """SHA-256 of a sites file's text (from :func:`sites_text`); None when there is no file."""
+    if found is None:
+        return None
+    return hashlib.sha256(found[0].encode("utf-8")).hexdigest()
+
+
 def create_sites(
-    con: duckdb.DuckDBPyConnection, lake: LakeUrl, sites_file: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    lake: LakeUrl,
+    sites_file: str | None = None,
+    *,
+    found: tuple[str, str] | None = None,
 ) -> int:
-    """Create the ``sites(acc_id, name, tz)`` table; empty when there is no sites file."""
+    """Create the ``sites(acc_id, name, tz)`` table; empty when there is no sites file.
+
+    ``found`` is the file's (text, origin) when the caller has read it already (so the table
+    and the digest kept beside it come from the same text).
+    """
     con.execute("create or replace table sites(acc_id varchar, name varchar, tz varchar)")
-    found = sites_text(lake, sites_file)
+    if found is None:
+        found = sites_text(lake, sites_file)
     if found is None:
         return 0
     rows = read_sites(*found)
