@@ -56,11 +56,11 @@ final as (
         ) as rank,
         demand_kw,
         -- quarter hours of the month at or above this demand (ties included), in hours
-        count(*) over (
+        (count(*) over (
             partition by acc_id, month_start_local
             order by demand_kw desc
             range between unbounded preceding and current row
-        ) * 0.25 as hours_at_or_above,
+        ))::double / 4 as hours_at_or_above,
         100 * demand_kw / nullif(max(demand_kw) over (partition by acc_id, month_start_local), 0)
             as pct_of_peak,
         interval_start,
