@@ -260,6 +260,9 @@ DERIVED_SCHEMAS: dict[str, pa.Schema] = {
         ("samples", pa.int64()),
         ("first_time", TIME_TYPE),
         ("last_time", TIME_TYPE),
+        # the site the EVSE reported for in that hour (its first sample's): which EVSEs a
+        # site has, for its uptime and utilization (site_kpis)
+        ("acc_id", pa.string()),
     ),
     # per EVSE and 6-hour slot of ct_response: where a recompute may stop (marts/regions.py)
     "slot_figures": _fields(

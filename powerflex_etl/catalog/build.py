@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from powerflex_etl.catalog.render import render, sql_literal
+from powerflex_etl.catalog.site_tariffs import create_tariff_tables
 from powerflex_etl.catalog.sites import create_sites, sites_digest, sites_text
 from powerflex_etl.catalog.sqlfiles import (
     SQL_DIR,
@@ -151,7 +152,8 @@ def build_catalog(
     """(Re)build the catalog in a temporary file and rename it into place. Returns its path.
 
     ``catalog_path`` only matters for an object-store lake (a local lake keeps its catalog
-    inside). ``sites_file`` (else ``<lake>/sites.toml``) fills the ``sites`` table. Raises
+    inside). ``sites_file`` (else ``<lake>/sites.toml``) fills the ``sites`` table and each
+    site's tariff (``tariffs``, ``tariff_periods``; a bad tariff file fails the build). Raises
     :class:`CatalogError` when a view does not bind; the old catalog then stays as it was.
     """
     ref = LakeUrl.parse(lake, storage_options).duckdb_safe()
@@ -182,6 +184,7 @@ def build_catalog(
             con.execute(f"use {CATALOG_ALIAS}")
             found = sites_text(ref, sites_file)
             create_sites(con, ref, sites_file, found=found)
+            create_tariff_tables(con, ref, sites_file)
             seen: dict[str, bool] = {}
             manifest = marts_manifest(ref)
             create_views(con, all_view_files(sql_root, TIERS), ref, seen, manifest)

@@ -43,6 +43,7 @@ TIME_COLUMNS: tuple[str, ...] = (
     "snapshot_at",
     "hour_start",
     "day_local",
+    "period_start_local",
     "month_start_local",
 )
 

@@ -8,7 +8,8 @@ Tiers are built in this order, and a view reads only its own tier or an earlier 
 - ``report``: the HTML report's inputs, at a grain where filtering to a range is exact.
 
 A view names every catalog relation it reads with ``{{ ref('name') }}`` (rendered as the
-quoted name); that includes the ``sites`` table, which the catalog creates before any view.
+quoted name); that includes the ``sites``, ``tariffs`` and ``tariff_periods`` tables, which
+the catalog creates before any view.
 The refs give the order: :func:`build_order` sorts the views so each comes after what it
 reads, and refuses unknown names, cycles and reads of a later tier. The lake's own
 templates (``source``, ``state_records``) are rendered by :mod:`powerflex_etl.catalog.build`.
@@ -27,7 +28,7 @@ from powerflex_etl.errors import LakeError
 
 TIERS: tuple[str, ...] = ("staging", "intermediate", "marts", "report")
 # tables the catalog creates itself, before any view: always there for a ref
-CATALOG_TABLES: tuple[str, ...] = ("sites",)
+CATALOG_TABLES: tuple[str, ...] = ("sites", "tariffs", "tariff_periods")
 
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\(\s*'([^']*)'\s*\)\s*\}\}")
 _VIEW_NAME = re.compile(r"[a-z_][a-z0-9_]*")

@@ -33,7 +33,7 @@ COVERAGE_SCHEMA = DERIVED_SCHEMAS["coverage"]
 
 
 def coverage(measurement: str, rows: pa.Table) -> pa.Table:
-    """Per EVSE and UTC hour of rows sorted by (evse_address, time): samples, first, last."""
+    """Per EVSE and UTC hour of rows sorted by (evse_address, time): samples, first, last, site."""
     n = rows.num_rows
     if n == 0:
         return COVERAGE_SCHEMA.empty_table()
@@ -44,6 +44,7 @@ def coverage(measurement: str, rows: pa.Table) -> pa.Table:
     start[1:] = (codes[1:] != codes[:-1]) | (hour[1:] != hour[:-1])
     starts = np.flatnonzero(start)
     ends = np.append(starts[1:], n)
+    acc_ids = _labels(rows, "acc_id").take(pa.array(starts))
     return pa.Table.from_arrays(
         [
             pa.array([measurement] * len(starts), pa.string()),
@@ -52,6 +53,7 @@ def coverage(measurement: str, rows: pa.Table) -> pa.Table:
             pa.array(ends - starts, pa.int64()),
             _times(t[starts]),
             _times(t[ends - 1]),
+            acc_ids.cast(pa.string()) if acc_ids.type != pa.string() else acc_ids,
         ],
         schema=COVERAGE_SCHEMA,
     )

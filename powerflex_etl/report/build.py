@@ -11,6 +11,7 @@ from pathlib import Path
 
 from powerflex_etl.errors import LakeError, PowerflexError, redact
 from powerflex_etl.report import charts as charts_mod
+from powerflex_etl.report.cost import cost_charts, cost_section, load_cost
 from powerflex_etl.report.page import page
 from powerflex_etl.report.queries import load
 
@@ -70,13 +71,24 @@ def build_report(
     con = connect(lake, catalog_path=catalog_path, sites_file=sites_file)
     try:
         data = load(con, start, end)
+        cost = load_cost(con, start, end)
     finally:
         con.close()
     figures = []
     for chart in charts_mod.charts(data):
         svg = charts_mod.render_svg(chart.spec) if chart.spec is not None else None
         figures.append((chart, svg))
-    html = page(data, figures, lake=redact(lake), generated_at=datetime.now(UTC))
+    cost_figures = [
+        (chart, charts_mod.render_svg(chart.spec) if chart.spec is not None else None)
+        for chart in cost_charts(cost)
+    ]
+    html = page(
+        data,
+        figures,
+        lake=redact(lake),
+        generated_at=datetime.now(UTC),
+        sections=[cost_section(cost, cost_figures)],
+    )
     size = _write_atomic(Path(out), html)
     return ReportSummary(
         out=str(out),
@@ -85,7 +97,7 @@ def build_report(
         peak_demand_kw={p.acc_id: p.peak_demand_kw for p in data.peaks},
         first_time=data.first_time,
         last_time=data.last_time,
-        charts=[c.key for c, svg in figures if svg is not None],
+        charts=[c.key for c, svg in [*figures, *cost_figures] if svg is not None],
         empty=data.empty,
         bytes=size,
         seconds=time.perf_counter() - t0,

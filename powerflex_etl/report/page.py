@@ -115,8 +115,9 @@ def page(
     *,
     lake: str,
     generated_at: datetime,
+    sections: Iterable[str] = (),
 ) -> str:
-    """The whole HTML document."""
+    """The whole HTML document; ``sections`` (already HTML) go after the monthly peaks."""
     asked = f"{_t(data.start) if data.start else 'the beginning'} to {_t(data.end) if data.end else 'now'} (end exclusive)"
     parts = [
         "<!DOCTYPE html>",
@@ -141,6 +142,7 @@ def page(
     parts.append(_headline(data))
     parts.extend(_figure(chart, svg) for chart, svg in figures)
     parts.append(_monthly(data))
+    parts.extend(sections)
     parts.append(
         '<p class="note">Times in charts are local to each site where a time zone is known '
         "(sites.toml), else UTC. Energy and demand come from ct_response; sessions from "

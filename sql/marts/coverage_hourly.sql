@@ -11,7 +11,8 @@ final as (
         hour_start,
         samples,
         first_time,
-        last_time
+        last_time,
+        acc_id
     from coverage
 )
 

@@ -97,11 +97,15 @@ def connect(
     evse_response: Iterable[Row] = (),
     sites: Iterable[tuple[str, str, str | None]] = (),
     targets: Iterable[Row] = (),
+    tariffs: Mapping[str, str] | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A read-only connection to a real lake holding exactly these rows, marts refreshed.
 
     The rows go through the lake's commit (so each slot write records what the marts need),
     one marts refresh, and a catalog build: the golden tests see what an analyst sees.
+    ``tariffs`` gives sites their ``tariff`` key; ``files`` are written beside sites.toml
+    (a tariff JSON a key names by a relative path).
     """
     root = Path(tempfile.mkdtemp(prefix="marts-golden-"))
     _TEMP_DIRS.append(root)
@@ -115,9 +119,15 @@ def connect(
         _commit_all(lake, name, _table(schemas.arrow_schema(name), rows))
     (root / "lake").mkdir(exist_ok=True)
     site_rows = list(sites)
+    keys = dict(tariffs or {})
+    for name, text in (files or {}).items():
+        (root / "lake" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "lake" / name).write_text(text)
     if site_rows:
         text = "".join(
-            f'[sites."{acc}"]\nname = "{name}"\ntz = "{tz or "UTC"}"\n' for acc, name, tz in site_rows
+            f'[sites."{acc}"]\nname = "{name}"\ntz = "{tz or "UTC"}"\n'
+            + (f'tariff = "{keys[acc]}"\n' if acc in keys else "")
+            for acc, name, tz in site_rows
         )
         (root / "lake" / "sites.toml").write_text(text)
     target_rows = [{"snapshot_at": T0, **r} for r in targets]
