@@ -47,6 +47,7 @@ def run_backfill(url: str, days: int, workers: int, lake: str) -> dict[str, obje
         end.date().isoformat(),
         "--workers",
         str(workers),
+        "--json",
     ]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()

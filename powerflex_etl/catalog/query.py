@@ -183,14 +183,34 @@ def to_csv(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
+def table_float(value: float) -> str:
+    """A float as a person reads it in a table: 3 decimals (3 significant digits when smaller).
+
+    ``899.9999999999999`` -> ``900.0``, ``7.87333`` -> ``7.873``, ``0.00123456`` ->
+    ``0.00123``; csv and json keep every digit.
+    """
+    if not math.isfinite(value):
+        return str(value).lower()
+    size = abs(value)
+    if size and (size < 1e-6 or size >= 1e15):
+        return f"{value:.3g}"
+    decimals = 3 if size == 0 or size >= 0.1 else 2 - math.floor(math.log10(size))
+    text = f"{value:.{decimals}f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _cell(value: Any) -> str:
+    """One table cell: floats rounded (:func:`table_float`), line breaks shown as escapes."""
+    if isinstance(value, float):
+        return table_float(value)
+    return _text(value).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def to_table(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Aligned text: header, rule, rows (numbers right-aligned, NULL shown), row count."""
+    """Aligned text: header, rule, rows (numbers right-aligned, floats rounded, NULL shown), row count."""
     if not names:
         return ""
-    cells = [
-        ["NULL" if v is None else _text(v).replace("\r", "\\r").replace("\n", "\\n") for v in row]
-        for row in rows
-    ]
+    cells = [["NULL" if v is None else _cell(v) for v in row] for row in rows]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
     numeric = [
         bool(rows)

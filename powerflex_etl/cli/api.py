@@ -15,29 +15,84 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from powerflex_etl.cli.help import epilog
 from powerflex_etl.errors import ConfigError
 
 if TYPE_CHECKING:
     from powerflex_etl.api.client import PowerflexClient
 
+# one example per endpoint, shown by the group and by the command itself
+_MEASUREMENT_EXAMPLE = (
+    "api measurement get --measurement ct_response --start 2024-06-01 --end 2024-06-01T01:00"
+)
+_SIGNAL_GET_EXAMPLE = "api external-signal get --acc-id 0039 --name DCM_EVSE_Allocation"
+_SIGNAL_SET_EXAMPLE = (
+    "api external-signal set --acc-id 0039 --name DCM_EVSE_Allocation"
+    " --max-load 80 --unit kW --enabled"
+)
+_LOAD_EXAMPLE = "api real-time-load set --acc-id 0039 --kw 42"
+_PEAK_GET_EXAMPLE = "api target-peak get --acc-id 0039"
+_PEAK_SET_EXAMPLE = "api target-peak set --acc-id 0039 --month Jun=700 --month Jul=650"
+_SCHEDULE_EXAMPLE = "api max-power-schedule set --acc-id 0039 --file schedule.json"
+
+#: What ``max-power-schedule set --file`` reads (the shape live clients send; CONTRACT §1).
+SCHEDULE_FORMAT = """The --file is one JSON object, e.g.:
+  {"definition": [{"days": [1, 2, 3, 4, 5],
+                   "schedule": [{"start_time": "00:00:00", "max_power": 80},
+                                {"start_time": "07:00:00", "max_power": 40}]}],
+   "max_power_units": "kW", "is_enabled": true, "timezone": "US/Pacific"}
+  definition       non-empty list of {days, schedule}
+  days             day numbers 1..7 (live clients send [1, ..., 7] for every day;
+                   the vendor does not document which number is Monday)
+  schedule         non-empty list of {start_time "HH:MM:SS", max_power >= 0}:
+                   each limit holds from its start_time to the next one
+  max_power_units  "kW" (default) or "A"
+  is_enabled       true or false (optional)
+  timezone         IANA zone of the start times, e.g. "US/Pacific" (optional)
+It is checked before anything is sent; an error names the key that is wrong."""
+
 api_app = typer.Typer(
-    help="Call the PowerFlex API directly; answers are printed as JSON.", no_args_is_help=True
+    help="Call the PowerFlex API directly; answers are printed as JSON.",
+    epilog=epilog(
+        "api login-check",
+        "api target-peak get --acc-id 0039",
+        "api --base-url http://127.0.0.1:9443 --username demo login-check",
+        credentials=True,
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 measurement_app = typer.Typer(
-    help="Time-series data (/get_measurement_data).", no_args_is_help=True
+    help="Time-series data (/get_measurement_data).",
+    epilog=epilog(_MEASUREMENT_EXAMPLE, credentials=True),
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 signal_app = typer.Typer(
-    help="External signals (/get_external_signal, /set_external_signal).", no_args_is_help=True
+    help="External signals (/get_external_signal, /set_external_signal).",
+    short_help="Get or set external signals (DCM).",
+    epilog=epilog(_SIGNAL_GET_EXAMPLE, _SIGNAL_SET_EXAMPLE, credentials=True),
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 load_app = typer.Typer(
-    help="The site's real-time load (/set_real_time_load).", no_args_is_help=True
+    help="The site's real-time load (/set_real_time_load).",
+    epilog=epilog(_LOAD_EXAMPLE, credentials=True),
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 peak_app = typer.Typer(
     help="Monthly target peak power in kW (/get_ and /set_target_peak_power_kW).",
+    short_help="Get or set the monthly target peak power (kW).",
+    epilog=epilog(_PEAK_GET_EXAMPLE, _PEAK_SET_EXAMPLE, credentials=True),
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 schedule_app = typer.Typer(
-    help="Max-power schedules (/set_max_power_schedule).", no_args_is_help=True
+    help="Max-power schedules (/set_max_power_schedule).",
+    epilog=epilog(_SCHEDULE_EXAMPLE, credentials=True),
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 api_app.add_typer(measurement_app, name="measurement")
 api_app.add_typer(signal_app, name="external-signal")
@@ -56,7 +111,10 @@ class _Conn:
 
 
 AccId = Annotated[
-    str, typer.Option("--acc-id", help='Site id (acc_id), e.g. 3 or "03"; sent in integer form.')
+    str,
+    typer.Option(
+        "--acc-id", metavar="ID", help='Site id (acc_id), e.g. 3 or "03"; sent in integer form.'
+    ),
 ]
 
 
@@ -64,10 +122,12 @@ AccId = Annotated[
 def api_main(
     ctx: typer.Context,
     base_url: Annotated[
-        str | None, typer.Option("--base-url", help="API base URL (POWERFLEX_BASE_URL).")
+        str | None,
+        typer.Option("--base-url", metavar="URL", help="API base URL (POWERFLEX_BASE_URL)."),
     ] = None,
     username: Annotated[
-        str | None, typer.Option("--username", help="Login name (POWERFLEX_USERNAME).")
+        str | None,
+        typer.Option("--username", metavar="NAME", help="Login name (POWERFLEX_USERNAME)."),
     ] = None,
     insecure: Annotated[
         bool,
@@ -111,7 +171,11 @@ def _print(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2))
 
 
-@api_app.command("login-check")
+@api_app.command(
+    "login-check",
+    short_help="Log in; print when the token expires.",
+    epilog=epilog("api login-check", credentials=True),
+)
 def login_check(ctx: typer.Context) -> None:
     """Log in and print when the token expires (never the token)."""
     with _client(ctx) as client:
@@ -126,17 +190,22 @@ def login_check(ctx: typer.Context) -> None:
         )
 
 
-@measurement_app.command("get")
+@measurement_app.command("get", epilog=epilog(_MEASUREMENT_EXAMPLE, credentials=True))
 def measurement_get(
     ctx: typer.Context,
     measurement: Annotated[
         str,
         typer.Option(
-            "--measurement", help="ct_response, evse_request or evse_response.", show_default=False
+            "--measurement",
+            metavar="M",
+            help="ct_response, evse_request or evse_response.",
+            show_default=False,
         ),
     ],
-    start: Annotated[str, typer.Option("--start", help="ISO date/datetime, UTC unless given.")],
-    end: Annotated[str, typer.Option("--end", help="ISO date/datetime, exclusive.")],
+    start: Annotated[
+        str, typer.Option("--start", metavar="T", help="ISO date/datetime, UTC unless given.")
+    ],
+    end: Annotated[str, typer.Option("--end", metavar="T", help="ISO date/datetime, exclusive.")],
 ) -> None:
     """Print the raw answer for start <= time < end, exactly as the API sent it."""
     from powerflex_etl.schemas import MEASUREMENTS
@@ -152,12 +221,13 @@ def measurement_get(
     sys.stdout.buffer.flush()
 
 
-@signal_app.command("get")
+@signal_app.command("get", epilog=epilog(_SIGNAL_GET_EXAMPLE, credentials=True))
 def signal_get(
     ctx: typer.Context,
     acc_id: AccId,
     name: Annotated[
-        str | None, typer.Option("--name", help="Only this signal (default: all of them).")
+        str | None,
+        typer.Option("--name", metavar="NAME", help="Only this signal (default: all of them)."),
     ] = None,
 ) -> None:
     """Print the site's external signals, or the one named."""
@@ -168,15 +238,17 @@ def signal_get(
         _print(client.get_external_signal(acc_id, name))
 
 
-@signal_app.command("set")
+@signal_app.command("set", epilog=epilog(_SIGNAL_SET_EXAMPLE, credentials=True))
 def signal_set(
     ctx: typer.Context,
     acc_id: AccId,
-    name: Annotated[str, typer.Option("--name", help="Signal name, e.g. DCM_EVSE_Allocation.")],
-    max_load: Annotated[
-        float, typer.Option("--max-load", help="Maximum aggregate load, in --unit.")
+    name: Annotated[
+        str, typer.Option("--name", metavar="NAME", help="Signal name, e.g. DCM_EVSE_Allocation.")
     ],
-    unit: Annotated[str, typer.Option("--unit", help="kW or A.")],
+    max_load: Annotated[
+        float, typer.Option("--max-load", metavar="X", help="Maximum aggregate load, in --unit.")
+    ],
+    unit: Annotated[str, typer.Option("--unit", metavar="UNIT", help="kW or A.")],
     enabled: Annotated[
         bool, typer.Option("--enabled/--disabled", help="Turn the signal on or off.")
     ],
@@ -198,11 +270,13 @@ def signal_set(
         )
 
 
-@load_app.command("set")
+@load_app.command("set", epilog=epilog(_LOAD_EXAMPLE, credentials=True))
 def load_set(
     ctx: typer.Context,
     acc_id: AccId,
-    kw: Annotated[int, typer.Option("--kw", help="Real-time load of the site, whole kW.")],
+    kw: Annotated[
+        int, typer.Option("--kw", metavar="KW", help="Real-time load of the site, whole kW.")
+    ],
 ) -> None:
     """Report the site's real-time load."""
     from powerflex_etl.api.checks import acc_path
@@ -212,23 +286,25 @@ def load_set(
         _print(client.set_real_time_load(acc_id, kw))
 
 
-@peak_app.command("get")
+@peak_app.command("get", epilog=epilog(_PEAK_GET_EXAMPLE, credentials=True))
 def peak_get(ctx: typer.Context, acc_id: AccId) -> None:
     """Print the target peak power (kW) of every month."""
     from powerflex_etl.api.checks import acc_path
 
     acc_path(acc_id)
     with _client(ctx) as client:
-        _print(client.get_target_peak_power(acc_id))
+        _print(calendar_order(client.get_target_peak_power(acc_id)))
 
 
-@peak_app.command("set")
+@peak_app.command("set", epilog=epilog(_PEAK_SET_EXAMPLE, credentials=True))
 def peak_set(
     ctx: typer.Context,
     acc_id: AccId,
     month: Annotated[
         list[str],
-        typer.Option("--month", help="MONTH=KW, e.g. Jun=700; repeat for more months."),
+        typer.Option(
+            "--month", metavar="MONTH=KW", help="MONTH=KW, e.g. Jun=700; repeat for more months."
+        ),
     ],
 ) -> None:
     """Set the target peak power of some months; prints all twelve."""
@@ -237,21 +313,25 @@ def peak_set(
     acc_path(acc_id)
     months = check_months(parse_months(month))
     with _client(ctx) as client:
-        _print(client.set_target_peak_power(acc_id, months))
+        _print(calendar_order(client.set_target_peak_power(acc_id, months)))
 
 
-@schedule_app.command("set")
+@schedule_app.command(
+    "set", epilog=epilog(_SCHEDULE_EXAMPLE, notes=[SCHEDULE_FORMAT], credentials=True)
+)
 def schedule_set(
     ctx: typer.Context,
     acc_id: AccId,
     file: Annotated[
         Path,
         typer.Option(
-            "--file", help='JSON file: {"definition": [...], "max_power_units", "is_enabled", ...}.'
+            "--file",
+            metavar="FILE",
+            help="JSON file holding the schedule (format below).",
         ),
     ],
 ) -> None:
-    """Send a max-power schedule read from a JSON file."""
+    """Send a max-power schedule read from a JSON file (its format is below)."""
     from powerflex_etl.api.checks import acc_path, check_schedule
 
     acc_path(acc_id)
@@ -278,3 +358,11 @@ def parse_months(items: list[str]) -> dict[str, int]:
         except ValueError:
             raise ConfigError(f"--month {item!r} is not MONTH=KW", hint="e.g. --month Jun=700")
     return out
+
+
+def calendar_order(months: dict[str, Any]) -> dict[str, Any]:
+    """``{"Apr": .., "Jan": ..}`` -> Jan..Dec first (the API's own order is alphabetical), then any other key."""
+    from powerflex_etl.schemas import MONTHS
+
+    ordered = {m: months[m] for m in MONTHS if m in months}
+    return ordered | {k: v for k, v in months.items() if k not in ordered}

@@ -1,6 +1,7 @@
 """`powerflex-etl`: a thin Typer layer; every command's logic lives in the library.
 
-Imports are lazy so `powerflex-etl --help` and `query` start fast.
+Imports are lazy so `powerflex-etl --help` and `query` start fast. Help is click's plain
+format (flags without ``<bool>``); every command's help ends in examples (``cli/help.py``).
 """
 
 from __future__ import annotations
@@ -13,23 +14,55 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from powerflex_etl.cli.api import api_app
+from powerflex_etl.cli.help import epilog
 from powerflex_etl.cli.marts import marts_app
 from powerflex_etl.errors import ConfigError, PowerflexError
 
 app = typer.Typer(
     help="PowerFlex EV-charging telemetry into a Parquet lake with DuckDB views.",
+    epilog=epilog(
+        "demo",
+        "ingest --start 2024-06-01 --end 2024-06-02",
+        'query "select * from charging_sessions limit 5"',
+        notes=["Every command has --help, with examples."],
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 app.add_typer(api_app, name="api")
 state_app = typer.Typer(
-    help="Watermarks and committed windows under <lake>/_state.", no_args_is_help=True
+    help="Watermarks and committed windows under <lake>/_state.",
+    epilog=epilog("state show", "state reset -m ct_response --yes"),
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(state_app, name="state")
 app.add_typer(marts_app, name="marts")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from powerflex_etl import __version__
+
+        typer.echo(f"powerflex-etl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 class Engine(StrEnum):
@@ -51,7 +84,9 @@ class Fmt(StrEnum):
 LakeOpt = Annotated[
     str | None,
     typer.Option(
-        "--lake", help="Lake directory or s3://bucket/prefix (POWERFLEX_LAKE; default ./lake)."
+        "--lake",
+        metavar="L",
+        help="Lake directory or s3://bucket/prefix (POWERFLEX_LAKE; default ./lake).",
     ),
 ]
 MeasOpt = Annotated[
@@ -59,24 +94,35 @@ MeasOpt = Annotated[
     typer.Option(
         "--measurement",
         "-m",
+        metavar="M",
         help="ct_response, evse_request or evse_response; repeatable (default: all).",
     ),
 ]
 StartOpt = Annotated[
-    str | None, typer.Option("--start", help="ISO date/datetime, UTC unless it says otherwise.")
+    str | None,
+    typer.Option("--start", metavar="T", help="ISO date/datetime, UTC unless it says otherwise."),
 ]
 EndOpt = Annotated[
-    str | None, typer.Option("--end", help="ISO date/datetime, exclusive (default: now).")
+    str | None,
+    typer.Option("--end", metavar="T", help="ISO date/datetime, exclusive (default: now)."),
 ]
 BaseUrlOpt = Annotated[
-    str | None, typer.Option("--base-url", help="API base URL (POWERFLEX_BASE_URL).")
+    str | None,
+    typer.Option("--base-url", metavar="URL", help="API base URL (POWERFLEX_BASE_URL)."),
 ]
 WindowOpt = Annotated[
     float | None,
     typer.Option(
-        "--window-hours", help="Window size in hours (POWERFLEX_WINDOW_HOURS; default 6)."
+        "--window-hours",
+        metavar="H",
+        help="Window size in hours (POWERFLEX_WINDOW_HOURS; default 6).",
     ),
 ]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print the full run report as JSON instead of the summary."),
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 
 
 def _settings(**overrides: Any) -> Any:
@@ -90,24 +136,27 @@ def _settings(**overrides: Any) -> Any:
         )
 
 
-def _setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    root = logging.getLogger("powerflex_etl")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
-    # Prefect's own console chatter only when asked for
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-
-
 def _echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
 
-@app.command()
+def _progress(label: str) -> tuple[Any, Any]:
+    """(console or None, RunProgress): logging goes through the console the bar is drawn on."""
+    from powerflex_etl.cli.progress import RunProgress, terminal
+
+    console = terminal()
+    return console, RunProgress(label, console=console)
+
+
+@app.command(
+    short_help="Ingest [--start, --end), or incrementally from the watermark.",
+    epilog=epilog(
+        "ingest --start 2024-06-01 --end 2024-06-02",
+        "ingest    # incremental: from each watermark minus the lookback, to now",
+        "ingest -m ct_response --start 2024-06-01T06:00 --end 2024-06-01T12:00 --json",
+        credentials=True,
+    ),
+)
 def ingest(
     start: StartOpt = None,
     end: EndOpt = None,
@@ -122,27 +171,58 @@ def ingest(
             envvar="POWERFLEX_ENGINE",
         ),
     ] = Engine.prefect,
-    workers: Annotated[int, typer.Option(help="Windows in flight at once.")] = 4,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    workers: Annotated[int, typer.Option(metavar="N", help="Windows in flight at once.")] = 4,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Ingest measurements over [--start, --end); without --start, incrementally from the watermark."""
-    _setup_logging(verbose)
+    from powerflex_etl.cli.progress import setup_logging
+
+    console, progress = _progress("ingest")
+    setup_logging(verbose, console)
     s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
     from powerflex_etl.ingest.run import run
 
-    report = run(
-        s, start=start, end=end, measurements=measurement, engine=engine.value, workers=workers
-    )
-    _echo_json(report)
+    with progress:
+        report = run(
+            s,
+            start=start,
+            end=end,
+            measurements=measurement,
+            engine=engine.value,
+            workers=workers,
+            on_window=progress.update,
+        )
+    _finish(report, "ingest", as_json)
 
 
-@app.command()
+def _finish(report: dict[str, Any], command: str, as_json: bool) -> None:
+    from powerflex_etl.cli.summary import run_summary
+
+    if as_json:
+        _echo_json(report)
+    else:
+        sys.stdout.write(run_summary(report, command))
+
+
+@app.command(
+    short_help="Ingest a long range in parallel windows; resumable.",
+    epilog=epilog(
+        "backfill --start 2024-01-01 --end 2024-06-01 --workers 4",
+        "backfill --start 2024-01-01 --end 2024-06-01 --dry-run",
+        notes=[
+            "Interrupted? Run the same command again: committed windows are skipped.\n"
+            "A bar on a terminal; elsewhere a [n/N] line on stderr about every 5% of windows."
+        ],
+        credentials=True,
+    ),
+)
 def backfill(
-    start: Annotated[str, typer.Option("--start", help="ISO date/datetime (UTC).")],
-    end: Annotated[str, typer.Option("--end", help="ISO date/datetime, exclusive.")],
+    start: Annotated[str, typer.Option("--start", metavar="T", help="ISO date/datetime (UTC).")],
+    end: Annotated[str, typer.Option("--end", metavar="T", help="ISO date/datetime, exclusive.")],
     measurement: MeasOpt = None,
     workers: Annotated[
-        int, typer.Option(help="Windows in flight at once (memory stays flat).")
+        int, typer.Option(metavar="N", help="Windows in flight at once (memory stays flat).")
     ] = 4,
     lake: LakeOpt = None,
     base_url: BaseUrlOpt = None,
@@ -161,17 +241,22 @@ def backfill(
     ] = Executor.threads,
     dask_address: Annotated[
         str | None,
-        typer.Option(help="Scheduler address of an existing Dask cluster (else a local one)."),
+        typer.Option(
+            metavar="ADDR", help="Scheduler address of an existing Dask cluster (else a local one)."
+        ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Ingest a long range in parallel windows; resumes without redoing committed windows."""
-    _setup_logging(verbose)
+    from powerflex_etl.cli.progress import setup_logging
+
+    console, progress = _progress("backfill")
+    setup_logging(verbose, console)
     s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
-    from powerflex_etl.cli.progress import BackfillProgress
     from powerflex_etl.ingest.run import backfill as run_backfill
 
-    with BackfillProgress() as progress:
+    with progress:
         report = run_backfill(
             s,
             start=start,
@@ -184,20 +269,67 @@ def backfill(
             dask_address=dask_address,
             on_window=progress.update,
         )
-    _echo_json(report)
+    if dry_run and not as_json:
+        from powerflex_etl.cli.summary import dry_run_summary
+
+        sys.stdout.write(dry_run_summary(report))
+    else:
+        _finish(report, "backfill", as_json)
 
 
-@app.command()
+class _QueryCommand(TyperCommand):
+    """`query`: its help lists the views, read from sql/ only when help is shown."""
+
+    # typer vendors its own click: its Context and HelpFormatter are not the installed click's
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        from powerflex_etl.cli.help import views_help
+
+        super().format_epilog(ctx, formatter)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(views_help())
+
+
+@app.command(
+    short_help="Run SQL on the lake's views (--list shows them).",
+    cls=_QueryCommand,
+    epilog=epilog(
+        'query "select acc_id, count(*) as n from ct_response group by 1" --format csv',
+        'query "select * from monthly_peak" --format json',
+        "query --list",
+        notes=[
+            "Floats are rounded in --format table, exact in csv and json. Times are UTC\n"
+            "(timestamptz); *_local columns are in each site's zone from sites.toml."
+        ],
+    ),
+)
 def query(
     sql: Annotated[
-        str, typer.Argument(help="SQL over the views (ct_response, charging_sessions, ...).")
-    ],
+        str | None,
+        typer.Argument(
+            metavar="SQL",
+            help="SQL over the views (ct_response, charging_sessions, ...).",
+            show_default=False,
+        ),
+    ] = None,
     format: Annotated[
         Fmt, typer.Option("--format", "-f", help="table, csv (header + rows) or json.")
     ] = Fmt.table,
+    list_views: Annotated[
+        bool, typer.Option("--list", help="List the views and what each holds, then exit.")
+    ] = False,
     lake: LakeOpt = None,
 ) -> None:
     """Run SQL on the lake's views (builds the catalog if missing; opens it read-only)."""
+    if list_views:
+        from powerflex_etl.cli.help import list_views as views_text
+
+        sys.stdout.write(views_text())
+        return
+    if sql is None:
+        raise ConfigError(
+            "query needs SQL", hint='e.g. powerflex-etl query "select 1"; --list shows the views'
+        )
     s = _settings(lake=lake)
     from powerflex_etl.catalog import connect
     from powerflex_etl.catalog.query import run_query
@@ -212,68 +344,135 @@ def query(
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
 
 
-@app.command()
+@app.command(
+    short_help="Replay a busy real week into a lake; summary and report.",
+    epilog=epilog(
+        "demo",
+        "demo --lake /tmp/demo-lake --days 2",
+        notes=["No account or network needed: the simulator runs in this process."],
+    ),
+)
 def demo(
     lake: LakeOpt = None,
-    days: Annotated[int, typer.Option(help="Days of telemetry to ingest.")] = 3,
-    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
+    days: Annotated[
+        int, typer.Option(metavar="N", help="Days to replay from Monday 11 March 2019.")
+    ] = 7,
+    seed: Annotated[
+        int, typer.Option(metavar="N", help="Simulator seed (0 replays the real days).")
+    ] = 0,
     engine: Annotated[
         Engine,
         typer.Option(
-            help="Run through Prefect (default) or without it.", envvar="POWERFLEX_ENGINE"
+            help="local (default: no Prefect server to start) or prefect (a recorded flow run).",
+            envvar="POWERFLEX_ENGINE",
         ),
-    ] = Engine.prefect,
+    ] = Engine.local,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Start the embedded simulator, ingest a few days of everything, build the views, summarize."""
-    _setup_logging(False)
+    """Replay a busy real week of the Caltech ACN garage into a lake: views, summary, report.
+
+    The embedded simulator serves real ACN-Data sessions of March 2019 (dozens a weekday);
+    the demo writes a sites.toml (America/Los_Angeles) into the lake, sets a March target
+    peak power through the API, ingests every measurement, snapshots the DCM endpoints and
+    writes <lake>/report.html.
+    """
+    from powerflex_etl.cli.progress import setup_logging
+
+    console, progress = _progress("demo")
+    setup_logging(verbose, console)
+    if not verbose:
+        # the story, not every window: the bar (or [n/N] lines) says how far it is
+        logging.getLogger("powerflex_etl").setLevel(logging.WARNING)
+        logging.getLogger("powerflex_etl.cli").setLevel(logging.INFO)
     from powerflex_etl.cli.demo import run_demo
 
-    run_demo(
-        lake=lake or os.environ.get("POWERFLEX_LAKE") or "./lake",
-        days=days,
-        seed=seed,
-        engine=engine.value,
+    with progress:
+        run_demo(
+            lake=lake or os.environ.get("POWERFLEX_LAKE") or "./lake",
+            days=days,
+            seed=seed,
+            engine=engine.value,
+            progress=progress,
+        )
+
+
+@app.command(
+    epilog=epilog(
+        "simulator --port 9443",
+        "simulator --port 0 --seed 1    # any free port; the URL is printed",
+        notes=[
+            "It prints its URL and login (demo / demo-password) on stderr; point the\n"
+            "other commands at it with POWERFLEX_BASE_URL, POWERFLEX_USERNAME, POWERFLEX_PASSWORD."
+        ],
     )
-
-
-@app.command()
+)
 def simulator(
-    port: Annotated[int, typer.Option(help="TCP port (0 = a free one).")] = 9443,
+    port: Annotated[int, typer.Option(metavar="P", help="TCP port (0 = a free one).")] = 9443,
     host: Annotated[
-        str, typer.Option(help="Interface to bind (loopback by default).")
+        str, typer.Option(metavar="HOST", help="Interface to bind (loopback by default).")
     ] = "127.0.0.1",
-    seed: Annotated[int, typer.Option(help="Seed for the replayed data.")] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed for the replayed data.")] = 0,
     sample_period: Annotated[
-        float, typer.Option(help="ct_response sample period in seconds.")
+        float, typer.Option(metavar="S", help="ct_response sample period in seconds.")
     ] = 60.0,
 ) -> None:
     """Serve the PowerFlex API simulator alone (Ctrl-C to stop)."""
     from powerflex_etl.simulator import SimulatorConfig, serve
 
-    serve(SimulatorConfig(seed=seed, sample_period_s=sample_period), host=host, port=port)
+    config = SimulatorConfig(seed=seed, sample_period_s=sample_period)
+    serve(config, host=host, port=port, on_start=lambda url: _simulator_banner(url, config))
 
 
-@app.command()
+def _simulator_banner(url: str, config: Any) -> None:
+    """Where the simulator listens and how to log in, with the lines that point a shell at it."""
+    typer.echo(
+        f"PowerFlex API simulator on {url}; login {config.username} / {config.password}"
+        " (Ctrl-C to stop)\n"
+        f"  export POWERFLEX_BASE_URL={url} POWERFLEX_USERNAME={config.username}"
+        f" POWERFLEX_PASSWORD={config.password}",
+        err=True,
+    )
+    sys.stderr.flush()
+
+
+@app.command(
+    short_help="Snapshot DCM signals and monthly targets into the lake.",
+    epilog=epilog("dcm", "dcm --acc-id 0039", credentials=True),
+)
 def dcm(
     acc_id: Annotated[
         list[str] | None,
-        typer.Option("--acc-id", help="Site id, repeatable (default: every acc_id in the lake)."),
+        typer.Option(
+            "--acc-id",
+            metavar="ID",
+            help="Site id, repeatable (default: every acc_id in the lake).",
+        ),
     ] = None,
     lake: LakeOpt = None,
     base_url: BaseUrlOpt = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Snapshot the DCM endpoints (external signals, target peak power) into the lake."""
-    _setup_logging(verbose)
+    from powerflex_etl.cli.progress import setup_logging
+
+    setup_logging(verbose)
     s = _settings(lake=lake, base_url=base_url)
     from powerflex_etl.ingest.dcm import run_snapshot
 
     _echo_json(run_snapshot(s, acc_id or None))
 
 
-@app.command()
+@app.command(
+    short_help="Write a self-contained HTML report.",
+    epilog=epilog(
+        "report --out report.html",
+        "report --start 2024-05-01 --end 2024-06-01 --out may.html",
+    ),
+)
 def report(
-    out: Annotated[str, typer.Option("--out", help="HTML file to write.")] = "report.html",
+    out: Annotated[
+        str, typer.Option("--out", metavar="FILE", help="HTML file to write.")
+    ] = "report.html",
     start: StartOpt = None,
     end: EndOpt = None,
     lake: LakeOpt = None,
@@ -294,12 +493,19 @@ def report(
     _echo_json(summary.to_dict())
 
 
-@app.command()
+@app.command(
+    short_help="Fold small files into fewer; rows unchanged.",
+    epilog=epilog("compact --before 2024-05-01", "compact -m ct_response"),
+)
 def compact(
     measurement: MeasOpt = None,
     before: Annotated[
         str | None,
-        typer.Option("--before", help="Only partitions dated before this day (YYYY-MM-DD)."),
+        typer.Option(
+            "--before",
+            metavar="DAY",
+            help="Only partitions dated before this day (YYYY-MM-DD).",
+        ),
     ] = None,
     lake: LakeOpt = None,
 ) -> None:
@@ -318,7 +524,7 @@ def compact(
         typer.echo(line)
 
 
-@state_app.command("show")
+@state_app.command("show", epilog=epilog("state show", "state show -m ct_response"))
 def state_show(measurement: MeasOpt = None, lake: LakeOpt = None) -> None:
     """Watermarks, last committed window and rows per measurement."""
     s = _settings(lake=lake)
@@ -331,7 +537,9 @@ def state_show(measurement: MeasOpt = None, lake: LakeOpt = None) -> None:
     _echo_json(summary)
 
 
-@state_app.command("reset")
+@state_app.command(
+    "reset", epilog=epilog("state reset -m ct_response --yes", "state reset --lake /data/lake")
+)
 def state_reset(
     measurement: MeasOpt = None,
     lake: LakeOpt = None,

@@ -11,9 +11,13 @@ from typing import Annotated
 
 import typer
 
+from powerflex_etl.cli.help import epilog
+
 marts_app = typer.Typer(
     help="The derived tables behind the analytic views (sessions, 15-minute load, coverage).",
+    epilog=epilog("marts status", "marts rebuild --lake ./lake"),
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 LakeOpt = Annotated[
@@ -24,14 +28,14 @@ LakeOpt = Annotated[
 ]
 
 
-@marts_app.command("rebuild")
+@marts_app.command(
+    "rebuild", epilog=epilog("marts rebuild", "marts rebuild --lake s3://bucket/lake")
+)
 def rebuild(lake: LakeOpt = None) -> None:
     """Recompute every derived table from the raw lake, then rebuild the catalog.
 
     Waits for running writes (it takes every measurement's lock); the old tables stay
     readable until the new ones are swapped in at once.
-
-    Example: powerflex-etl marts rebuild --lake ./lake
     """
     from powerflex_etl.cli.app import _settings
     from powerflex_etl.ingest.upkeep import after_write
@@ -44,7 +48,7 @@ def rebuild(lake: LakeOpt = None) -> None:
     typer.echo(f"catalog: {catalog}")
 
 
-@marts_app.command("status")
+@marts_app.command("status", epilog=epilog("marts status", "marts status --json"))
 def status(
     lake: LakeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
@@ -52,8 +56,6 @@ def status(
     """How fresh each derived table is: rows, periods, last refresh, pending commits.
 
     Changes nothing and takes no lock. Exit status 0 whatever the state.
-
-    Example: powerflex-etl marts status --lake ./lake
     """
     from powerflex_etl.cli.app import _settings
     from powerflex_etl.lake.store import Lake

@@ -132,13 +132,16 @@ def ingest(
     engine publishes reports).
     """
     work = plan_run(state, measurements, start, end, settings=settings)
+    skipped = 0
     if skip_committed:
         todo = without_committed(state, work)
-        log.info("%d windows to run (%d already committed)", len(todo), len(work) - len(todo))
+        skipped = len(work) - len(todo)
+        log.info("%d windows to run (%d already committed)", len(todo), skipped)
         work = todo
     result = run_windows_with(
         submit, work, state=state, run_id=run_id, workers=workers, on_window=on_window
     )
+    result.skipped_committed = skipped
     if result.summaries:
         from powerflex_etl.ingest.upkeep import after_write
 
@@ -261,9 +264,15 @@ def run(
     measurements: list[str] | None,
     engine: str = "prefect",
     workers: int = 4,
+    on_window: OnWindow | None = None,
 ) -> dict[str, Any]:
-    """One ingestion run on ``engine``; returns the run report, raises the first failure."""
-    return load_engine(engine).ingest(
+    """One ingestion run on ``engine``; returns the run report, raises the first failure.
+
+    ``on_window`` hears of every finished window on the local engine (a progress bar);
+    other engines report through their own UI.
+    """
+    options: dict[str, Any] = {"on_window": on_window} if on_window and engine == "local" else {}
+    return load_engine(engine, **options).ingest(
         s, start=start, end=end, measurements=measurements, workers=workers
     )
 

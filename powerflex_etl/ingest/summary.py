@@ -93,6 +93,8 @@ class RunResult:
     failures: list[tuple[str, Window, PowerflexError]]
     watermarks: dict[str, str]
     seconds: float
+    # windows of the plan not run because they were already committed (a resumed backfill)
+    skipped_committed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -116,4 +118,5 @@ class RunResult:
             "measurements": per,
             "failures": [e.one_line() for _, _, e in self.failures],
             "watermarks": self.watermarks,
+            "skipped_committed": self.skipped_committed,
         }

@@ -6,8 +6,10 @@ as naive ISO wall-clock strings, so the picture does not depend on the renderer'
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from powerflex_etl.report.queries import ReportData
@@ -59,6 +61,48 @@ _COUNT_AXIS: Spec = {
 }
 _SITE_COLOR: Spec = {"field": "acc_id", "type": "nominal", "title": "site (acc_id)"}
 
+# every axis of days says a day the same way: "Mon 11 Mar" (d3-time-format; %-d: no padding)
+DAY_FORMAT = "%a %-d %b"
+
+
+def _days(values: list[dict[str, Any]], key: str) -> int:
+    return len({v[key] for v in values if v.get(key) is not None})
+
+
+def day_axis(days: int) -> Spec:
+    """The axis of an ordinal day field: one format; fewer labels when days are many."""
+    axis: Spec = {"format": DAY_FORMAT, "formatType": "time", "labelAngle": 0}
+    if days > 14:
+        axis |= {"format": "%-d %b", "labelAngle": -45, "labelOverlap": "greedy"}
+    return axis
+
+
+def time_axis(first: str, last: str) -> Spec:
+    """A temporal axis in one format, ticks at whole days (or hours on a short range).
+
+    Vega's default mixes formats on one axis ("Mon 11", "12 PM", "March"); here every label
+    is made by one pattern picked from the span of the data.
+    """
+    span_h = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds() / 3600
+    if span_h <= 48:
+        # a number, not {"interval": "hour", "step": n}: the offline Vega fails on stepped hours
+        step = 3 if span_h <= 24 else 6
+        return {"format": f"{DAY_FORMAT} %H:%M", "tickCount": max(2, round(span_h / step))}
+    if span_h <= 16 * 24:
+        return {"format": DAY_FORMAT, "tickCount": {"interval": "day", "step": 1}}
+    if span_h <= 120 * 24:
+        return {"format": "%-d %b", "tickCount": {"interval": "week", "step": 1}}
+    return {"format": "%b %Y", "tickCount": {"interval": "month", "step": 1}}
+
+
+def hours_scale(values: list[dict[str, Any]], field: str) -> tuple[int, list[int]]:
+    """The top of an hours colour scale (the longest cell, whole hours) and its legend ticks."""
+    top = max((math.ceil(v[field]) for v in values if v.get(field) is not None), default=1)
+    top = min(max(top, 1), 24)
+    step = next(s for s in (1, 2, 3, 4, 6) if top / s <= 6)
+    top = -(-top // step) * step
+    return top, list(range(0, top + 1, step))
+
 
 def daily_energy(data: ReportData) -> Chart:
     """Energy delivered per local day, stacked by site."""
@@ -71,7 +115,8 @@ def daily_energy(data: ReportData) -> Chart:
                     "field": "day",
                     "type": "ordinal",
                     "timeUnit": "yearmonthdate",
-                    "title": "day",
+                    "title": "local day",
+                    "axis": day_axis(_days(data.daily_energy, "day")),
                 },
                 "y": {"field": "energy_kwh", "type": "quantitative", "title": "energy (kWh)"},
                 "color": _SITE_COLOR,
@@ -96,7 +141,8 @@ def sessions_per_day(data: ReportData) -> Chart:
                     "field": "day",
                     "type": "ordinal",
                     "timeUnit": "yearmonthdate",
-                    "title": "day",
+                    "title": "local day",
+                    "axis": day_axis(_days(data.sessions_per_day, "day")),
                 },
                 "y": {
                     "field": "sessions",
@@ -133,7 +179,13 @@ def site_load(data: ReportData) -> Chart:
     spec = None
     off_scale = _off_scale_target(data)
     if data.site_load:
-        x = {"field": "t", "type": "temporal", "title": "local time"}
+        times = [r["t"] for r in data.site_load]
+        x = {
+            "field": "t",
+            "type": "temporal",
+            "title": "local time",
+            "axis": time_axis(min(times), max(times)),
+        }
         y: Spec = {"field": "demand_kw", "type": "quantitative", "title": "demand (kW)"}
         layers: list[Spec] = [
             {
@@ -234,6 +286,7 @@ def session_energy(data: ReportData) -> Chart:
 def evse_utilization(data: ReportData) -> Chart:
     """EVSE x local day heat map of plugged hours (charging hours in the tooltip-free text)."""
     spec = None
+    top, ticks = hours_scale(data.utilization, "plugged_hours")
     if data.utilization:
         evses = len({r["evse_address"] for r in data.utilization})
         spec = _base(data.utilization, max(80, 14 * evses)) | {
@@ -245,6 +298,7 @@ def evse_utilization(data: ReportData) -> Chart:
                     "type": "ordinal",
                     "timeUnit": "yearmonthdate",
                     "title": "local day",
+                    "axis": day_axis(_days(data.utilization, "day")),
                 },
                 "y": {
                     "field": "evse_address",
@@ -256,15 +310,16 @@ def evse_utilization(data: ReportData) -> Chart:
                     "field": "plugged_hours",
                     "type": "quantitative",
                     "title": "plugged (h)",
-                    "scale": {"scheme": "blues", "domain": [0, 24]},
-                    "legend": {"values": [0, 6, 12, 18, 24]},
+                    # the scale ends at the longest cell, so 1-7 h days are not all pale
+                    "scale": {"scheme": "blues", "domain": [0, top]},
+                    "legend": {"values": ticks},
                 },
             },
         }
     return Chart(
         "evse_utilization",
         "EVSE utilization",
-        "Hours each EVSE had a car plugged in, per local day (0-24 h).",
+        f"Hours each EVSE had a car plugged in, per local day (scale 0-{top} h, the longest day).",
         spec,
     )
 

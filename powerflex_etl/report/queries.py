@@ -42,6 +42,8 @@ class SitePeak:
     acc_id: str
     peak_demand_kw: float
     peak_interval_start: datetime
+    # the same instant in the site's zone (sites.toml), naive wall time; UTC without a zone
+    peak_interval_start_local: datetime | None = None
 
 
 @dataclass
@@ -62,6 +64,8 @@ class ReportData:
     session_stats: list[dict[str, Any]] = field(default_factory=list)
     utilization: list[dict[str, Any]] = field(default_factory=list)
     monthly: list[dict[str, Any]] = field(default_factory=list)
+    # the catalog's sites table (sites.toml): acc_id, name, tz
+    sites: list[dict[str, Any]] = field(default_factory=list)
     missing_views: list[str] = field(default_factory=list)
 
     @property
@@ -134,7 +138,8 @@ _READS: dict[str, tuple[str, str, str, str]] = {
     ),
     "site_load": (
         "report_site_load",
-        "acc_id, interval_start, day_local, month_start_local, bucket_15min_local, "
+        "acc_id, interval_start, interval_start_local, day_local, month_start_local, "
+        "bucket_15min_local, "
         "bucket_1h_local, bucket_1d_local, has_load, demand_kw, energy_kwh",
         "interval_start >= $start and interval_start < $end",
         "acc_id, interval_start",
@@ -165,7 +170,8 @@ def load(
 ) -> ReportData:
     """Query every number and chart series of the report over ``[start, end)``.
 
-    Only reads: each ``report_*`` view once, and ``ct_response`` for the span of samples.
+    Only reads: each ``report_*`` view once, ``ct_response`` for the span of samples, and
+    the catalog's ``sites`` table for the names and zones the page shows.
     """
     s, e = _utc(start, _MIN), _utc(end, _MAX)
     q = _Q(con, s, e)
@@ -207,6 +213,7 @@ def load(
         for r in _read(q, "utilization")
     ]
     data.monthly = _read(q, "monthly")
+    data.sites = q.rows("sites", "select acc_id, name, tz from sites order by acc_id")
     data.load_bucket, data.site_load = _site_load(grid, data.monthly)
     data.missing_views = q.missing
     return data
@@ -225,7 +232,9 @@ def _peaks(loaded: Iterable[dict[str, Any]]) -> list[SitePeak]:
         ):
             best[r["acc_id"]] = r
     return [
-        SitePeak(str(acc_id), float(r["demand_kw"]), r["interval_start"])
+        SitePeak(
+            str(acc_id), float(r["demand_kw"]), r["interval_start"], r.get("interval_start_local")
+        )
         for acc_id, r in sorted(best.items(), key=lambda kv: _nulls_last(kv[0]))
     ]
 

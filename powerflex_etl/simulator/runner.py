@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -91,6 +92,22 @@ def start_simulator(
     return RunningSimulator(config, server, thread, f"http://{host}:{bound_port}")
 
 
-def serve(config: SimulatorConfig, host: str, port: int) -> None:
-    """Serve ``config`` until interrupted (for ``powerflex-etl simulator``)."""
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", lifespan="off")
+def serve(
+    config: SimulatorConfig,
+    host: str,
+    port: int,
+    on_start: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``config`` until interrupted (for ``powerflex-etl simulator``).
+
+    The socket is bound here, before uvicorn starts, so ``on_start`` hears the real URL
+    (port 0 included) and a client may connect as soon as it has been called.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    if on_start is not None:
+        on_start(f"http://{host}:{sock.getsockname()[1]}")
+    uconf = uvicorn.Config(create_app(config), log_level="info", lifespan="off")
+    uvicorn.Server(uconf).run(sockets=[sock])

@@ -92,6 +92,7 @@ def test_dask_backfill_from_the_cli_without_a_prefect_server(
     lake = str(tmp_path / "lake")
     args = ["--start", "2021-06-02", "--end", "2021-06-02T12:00", "-m", "evse_request"]
     args += ["--executor", "dask", "--workers", "2", "--lake", lake, "--base-url", sim.url]
+    args += ["--json"]  # the machine report, not the summary a person reads
     out = subprocess.run(
         [sys.executable, "-m", "powerflex_etl", "backfill", *args],
         env=env,

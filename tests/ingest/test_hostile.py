@@ -100,6 +100,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[s
             "POWERFLEX_LAKE": str(root / "lake"),
         }
         args = ["ingest", "--start", T0.isoformat(), "--end", T1.isoformat(), "--measurement", M]
+        args += ["--json"]  # the machine report, not the summary a person reads
         proc = run_cli(args, env)
         yield root, env, proc
 
