@@ -85,6 +85,14 @@ def describe(view: ViewFile, width: int = 72) -> str:
     return textwrap.shorten(text, width, placeholder=" …") if text else ""
 
 
+#: What each of the catalog's own tables holds (they have no SQL file to describe them).
+TABLE_NOTES = {
+    "sites": "from sites.toml: acc_id, name, tz",
+    "tariffs": "from sites.toml's tariff keys: each priced site's tariff file",
+    "tariff_periods": "each priced site's time-of-use periods, prices and demand charge",
+}
+
+
 def list_views() -> str:
     """Every view and catalog table, with its tier and what it holds, as aligned text."""
     from powerflex_etl.catalog.sqlfiles import CATALOG_TABLES, SQL_DIR, TIERS, view_files
@@ -92,7 +100,7 @@ def list_views() -> str:
     rows = [("tier", "view", "what it holds")]
     for tier in TIERS:
         rows += [(tier, f.name, describe(f)) for f in view_files(SQL_DIR, tier)]
-    rows += [("table", name, "from sites.toml: acc_id, name, tz") for name in CATALOG_TABLES]
+    rows += [("table", name, TABLE_NOTES.get(name, "")) for name in CATALOG_TABLES]
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     return "\n".join(f"{t:<{w0}}  {v:<{w1}}  {d}".rstrip() for t, v, d in rows) + "\n"

@@ -16,7 +16,7 @@ import pytest
 import typer
 
 from powerflex_etl.api.checks import check_schedule
-from powerflex_etl.catalog.sqlfiles import SQL_DIR, TIERS, view_files
+from powerflex_etl.catalog.sqlfiles import CATALOG_TABLES, SQL_DIR, TIERS, view_files
 from powerflex_etl.cli.app import app
 from powerflex_etl.cli.help import examples_of
 
@@ -109,7 +109,8 @@ def test_query_help_lists_the_views_and_list_says_what_each_holds() -> None:
     assert proc.returncode == 0, proc.stderr
     listed = {line.split()[1]: line for line in proc.stdout.splitlines()[1:]}
     every = {f.name for tier in TIERS for f in view_files(SQL_DIR, tier)}
-    assert every | {"sites"} == set(listed)
+    assert every | set(CATALOG_TABLES) == set(listed)
+    assert all(listed[t].split(None, 2)[2:] for t in CATALOG_TABLES), "each table says what it holds"
     assert "15-minute" in listed["site_load_15min"]  # its description, from the SQL's comment
 
 
