@@ -44,7 +44,9 @@ RSS_TARGET = 0.20  # default-path peak RSS at the large size <= this x the plain
 ENGINES = ("default", "local", "prefect")
 
 
-def cmd_for(side: str, engine: str, points: float, out: Path, args: argparse.Namespace) -> list[str]:
+def cmd_for(
+    side: str, engine: str, points: float, out: Path, args: argparse.Namespace
+) -> list[str]:
     """The command line of one run; ``engine="default"`` leaves ``--engine`` out."""
     args.engine = "local" if engine == "default" else engine
     cmd = side_cmd(side, START + timedelta(hours=points / args.pph), out, args)
