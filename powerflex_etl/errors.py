@@ -174,6 +174,12 @@ class LockError(LakeError):
     hint = "another ingest is writing this measurement; wait for it or check `state show`"
 
 
+class EngineError(PowerflexError):
+    """The engine that runs the windows (Prefect, Dask) could not start or broke down."""
+
+    stops_run = True
+
+
 class WindowError(PowerflexError):
     """One (measurement, window) could not be ingested; nothing of it was committed.
 

@@ -231,9 +231,7 @@ class PowerflexClient:
             attempts += 1
             lease = self._tokens.lease() if auth else None
             try:
-                answer = self._attempt(
-                    method, endpoint, body, lease.token if lease else None, label, limit
-                )
+                return self._attempt(method, endpoint, body, lease, label, limit)
             except _Unauthorized:
                 assert lease is not None
                 attempts -= 1  # a replay after a 401 is not a retry
@@ -242,10 +240,6 @@ class PowerflexClient:
                 continue
             except Retry as failure:
                 last = failure
-            else:
-                if lease is not None:
-                    self._tokens.accepted(lease)
-                return answer
             # injected sleeps do not pass time: count what was asked as well as what passed
             spent = max(time.monotonic() - started, waited)
             wait = policy.next_wait(attempts, last, spent, self._rand)
@@ -279,9 +273,37 @@ class PowerflexClient:
         method: str,
         endpoint: str,
         body: Mapping[str, Any] | None,
+        lease: Lease | None,
+        label: str,
+        limit: int | None,
+    ) -> bytes:
+        """One request; tells the token holder about the lease's fate as soon as it is known."""
+        if lease is None:
+            return self._request(method, endpoint, body, None, label, limit)
+        told = False
+
+        def on_status(status: int) -> None:
+            # the status, not the body, says whether the token was taken: others waiting
+            # on that need not wait for a long answer to stream in
+            nonlocal told
+            told = True
+            self._tokens.answered(lease, accepted=status < 300)
+
+        try:
+            return self._request(method, endpoint, body, lease.token, label, limit, on_status)
+        finally:
+            if not told:  # no status at all (timeout, reset): it says nothing of the token
+                self._tokens.answered(lease, accepted=False)
+
+    def _request(
+        self,
+        method: str,
+        endpoint: str,
+        body: Mapping[str, Any] | None,
         token: str | None,
         label: str,
         limit: int | None,
+        on_status: Callable[[int], None] | None = None,
     ) -> bytes:
         headers = {"Accept": "application/json"}
         if token is not None:
@@ -307,6 +329,8 @@ class PowerflexClient:
             raise FatalApiError(f"{label}: bad request to {self._base}: {_short(err)}")
         with resp:
             status = resp.status_code
+            if on_status is not None:
+                on_status(status)
             if endpoint == "/login" and status in (400, 401, 403):
                 # the text of a refused login is never shown: it may echo the credentials
                 raise AuthError(

@@ -9,7 +9,10 @@ here turn that burst into one login, not one per thread, and never into a failed
   and the call replays with the current token (:meth:`refused`);
 - a 401 for the current token logs in again, unless that token came from a login made
   because of a 401 and has not been accepted once: the server refuses what it just issued,
-  so more logins cannot help (:class:`AuthError`, the credentials line);
+  so more logins cannot help (:class:`AuthError`, the credentials line). Whether it was
+  accepted is only known once the other calls carrying it have their answer's status, so a
+  refusal of such a token waits for those (:meth:`refused`): the server may have accepted
+  them first and refused this one only because the token was used up meanwhile;
 - a login refused for bad credentials is remembered: the run never asks again (a wrong
   password must not hammer the account until it locks).
 
@@ -48,11 +51,13 @@ class SharedToken:
     def __init__(self, login: Callable[[], Issued], clock: Callable[[], float]) -> None:
         self._login = login
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._issued: Issued | None = None
         self._serial = 0
         # has the server accepted the current token at least once?
         self._accepted = False
+        # calls carrying the current token that have no answer status yet
+        self._in_flight = 0
         # was the current token issued because the one before it was refused?
         self._after_refusal = False
         self._refused_login: AuthError | None = None
@@ -77,6 +82,7 @@ class SharedToken:
             if self._issued is None or self._clock() >= self._issued.refresh_at:
                 self._login_locked(after_refusal=False)
             assert self._issued is not None
+            self._in_flight += 1
             return Lease(self._issued.token, self._serial)
 
     def renew(self) -> None:
@@ -84,11 +90,14 @@ class SharedToken:
         with self._lock:
             self._login_locked(after_refusal=False)
 
-    def accepted(self, lease: Lease) -> None:
-        """The server accepted ``lease``: its token is good until it is refused."""
+    def answered(self, lease: Lease, *, accepted: bool) -> None:
+        """The call carrying ``lease`` has its status (or failed without one): exactly once
+        per :meth:`lease`. ``accepted``: the server took the token (a 2xx)."""
         with self._lock:
             if lease.serial == self._serial:
-                self._accepted = True
+                self._in_flight -= 1
+                self._accepted = self._accepted or accepted
+                self._lock.notify_all()
 
     def refused(self, lease: Lease, *, label: str, may_login: bool) -> bool:
         """The server answered 401 to ``lease``; returns whether this logged in again.
@@ -98,6 +107,11 @@ class SharedToken:
         has used its logins).
         """
         with self._lock:
+            if self._after_refusal and lease.serial == self._serial:
+                # accepted by a call still in flight? (then it was good, and is now used up)
+                self._lock.wait_for(
+                    lambda: lease.serial != self._serial or self._accepted or not self._in_flight
+                )
             if lease.serial != self._serial or lease.token != self.token:
                 return False  # already replaced: replay with the current token
             if self._after_refusal and not self._accepted:
@@ -125,4 +139,6 @@ class SharedToken:
         self._issued = issued
         self._serial += 1
         self._accepted = False
+        self._in_flight = 0
         self._after_refusal = after_refusal
+        self._lock.notify_all()

@@ -9,7 +9,14 @@ from typing import Any
 import typer
 
 
-def run_demo(*, lake: str, days: int = 3, seed: int = 1, engine: str = "prefect") -> dict[str, Any]:
+def run_demo(
+    *,
+    lake: str,
+    days: int = 3,
+    seed: int = 1,
+    engine: str | None = None,
+    engine_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Ingest ``days`` whole UTC days (ending today 00:00) from a fresh simulator into ``lake``."""
     from powerflex_etl.ingest.run import run
     from powerflex_etl.settings import Settings
@@ -38,6 +45,7 @@ def run_demo(*, lake: str, days: int = 3, seed: int = 1, engine: str = "prefect"
             measurements=None,
             engine=engine,
             workers=4,
+            engine_options=engine_options,
         )
         # the DCM targets, so monthly_peak can set each site's peak beside its target
         from powerflex_etl.ingest.dcm import run_snapshot

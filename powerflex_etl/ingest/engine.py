@@ -2,19 +2,26 @@
 
 The orchestrator (``ingest/run.py``) needs three things of an engine: start one window
 (``submit``), tell which of several started windows finished first (``first_done``), and
-each handle's ``result()``. :class:`ThreadPoolSubmit` is the built-in one; ``flows/``
-passes Prefect's ``task.submit`` the same way. A whole engine (what ``--engine`` names)
-runs an ingest or a backfill; engines other than the built-in ``local`` one are found
+each handle's ``result()``; a ``cancel(err)``, if the engine has one, stops the windows in
+flight when a failure ends the run. :class:`ThreadPoolSubmit` is the built-in one;
+``flows/`` passes Prefect's ``task.submit`` the same way. A whole engine (what ``--engine``
+names) runs an ingest or a backfill; engines other than the built-in ``local`` one are found
 through the ``powerflex_etl.engines`` entry point group, so the library never imports them.
+
+Which engine runs when none is named (:func:`default_engine`): ``local``, unless
+``PREFECT_API_URL`` points at a Prefect server, where runs are recorded as flow runs. The
+local engine runs the very same library steps without paying for Prefect's start-up (a
+temporary API server per invocation, seconds to tens of seconds) on every command.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from powerflex_etl.errors import ConfigError
+from powerflex_etl.errors import ConfigError, PowerflexError
 from powerflex_etl.ingest import window as _window
 from powerflex_etl.ingest.summary import WindowSummary
 from powerflex_etl.windows import Window
@@ -115,12 +122,23 @@ class ThreadPoolSubmit:
             run_id=self._run_id,
         )
 
+    def cancel(self, reason: PowerflexError) -> None:
+        """The run is stopping: windows in flight fail at their next API call."""
+        self._args[0].abort(reason)
+
     def first_done(self, handles: Sequence[Handle]) -> Handle:
         """The first of ``handles`` to finish."""
         # every handle here came from submit(), so it is one of this pool's futures
         futures = cast("list[Future[WindowSummary]]", list(handles))
         done, _ = wait(futures, return_when=FIRST_COMPLETED)
         return next(h for h in handles if h in done)
+
+
+def default_engine(environ: Mapping[str, str] | None = None) -> str:
+    """The engine a run uses when none is named: ``prefect`` when ``PREFECT_API_URL`` is
+    set (runs are recorded there as flow runs), else ``local``."""
+    env = os.environ if environ is None else environ
+    return "prefect" if env.get("PREFECT_API_URL", "").strip() else "local"
 
 
 def plugin_engine(name: str, **options: Any) -> Engine:

@@ -93,6 +93,8 @@ class RunResult:
     failures: list[tuple[str, Window, PowerflexError]]
     watermarks: dict[str, str]
     seconds: float
+    # the failure that ended the run early (no window started after it), if one did
+    stopped: PowerflexError | None = None
 
     @property
     def ok(self) -> bool:
