@@ -88,6 +88,8 @@ class ApiError(PowerflexError):
         if status == 403:
             # forbidden for this account: every other call of the run would be refused too
             self.stops_run = True
+            if hint is None and not self.hint:
+                self.hint = "this account may not make that call; check its access with PowerFlex"
 
 
 class RetryableApiError(ApiError):
@@ -164,7 +166,7 @@ class LakeError(PowerflexError):
 class LakeLocationError(LakeError):
     """The lake's path cannot hold a lake (it, or a folder above it, is a file)."""
 
-    hint = "pass --lake (or POWERFLEX_LAKE) a directory, or a path that does not exist yet"
+    hint = "pass --lake or POWERFLEX_LAKE a directory, or a path that does not exist yet"
     stops_run = True
 
 

@@ -63,9 +63,11 @@ _CHUNK = 1 << 20
 _ERROR_BODY_LIMIT = 64 * 1024
 # login and DCM answers are a few hundred bytes; anything this big is not one of them
 _SMALL_ANSWER_LIMIT = 16 * 1024**2
-# a call replays after a 401 at most this often, logging in at most MAX_LOGINS_PER_CALL
-# times itself: a server that keeps refusing fresh tokens gets a few logins, not a storm
-MAX_REPLAYS_PER_CALL = 10
+# a call logs in again at most MAX_LOGINS_PER_CALL times itself: a server that keeps
+# refusing fresh tokens gets a few logins, not a storm. Replays with a token someone else
+# renewed cost no login; their bound is only a safety net (threads racing for the few uses
+# of a short-lived token can each lose a few rounds)
+MAX_REPLAYS_PER_CALL = 100
 MAX_LOGINS_PER_CALL = 3
 
 
@@ -96,7 +98,7 @@ class PowerflexClient:
             # the API has no public default address: retrying a placeholder helps no one
             raise ConfigError(
                 "no API base URL is configured",
-                hint="set POWERFLEX_BASE_URL (or pass --base-url), e.g. https://<host>:9443",
+                hint="set POWERFLEX_BASE_URL or pass --base-url, e.g. https://<host>:9443",
             )
         self.settings = settings
         self._base = settings.base_url.rstrip("/")
@@ -226,8 +228,6 @@ class PowerflexClient:
         attempts = 0
         replays = logins = 0
         while True:
-            if self._aborted is not None:
-                raise RunCancelledError(f"{label}: not sent, the run is stopping")
             attempts += 1
             lease = self._tokens.lease() if auth else None
             try:
@@ -277,8 +277,12 @@ class PowerflexClient:
         label: str,
         limit: int | None,
     ) -> bytes:
-        """One request; tells the token holder about the lease's fate as soon as it is known."""
+        """One request; tells the token holder about the lease's fate as soon as it is known.
+
+        Every lease is answered here, whatever happens (other threads may wait for it).
+        """
         if lease is None:
+            self._check_aborted(label)
             return self._request(method, endpoint, body, None, label, limit)
         told = False
 
@@ -290,10 +294,15 @@ class PowerflexClient:
             self._tokens.answered(lease, accepted=status < 300)
 
         try:
+            self._check_aborted(label)
             return self._request(method, endpoint, body, lease.token, label, limit, on_status)
         finally:
             if not told:  # no status at all (timeout, reset): it says nothing of the token
                 self._tokens.answered(lease, accepted=False)
+
+    def _check_aborted(self, label: str) -> None:
+        if self._aborted is not None:
+            raise RunCancelledError(f"{label}: not sent, the run is stopping")
 
     def _request(
         self,

@@ -7,15 +7,15 @@ here turn that burst into one login, not one per thread, and never into a failed
 - one login at a time (a lock), and its token is handed to every thread (:meth:`lease`);
 - a 401 for a token that is no longer the current one logs in no one: someone already did,
   and the call replays with the current token (:meth:`refused`);
-- a 401 for the current token logs in again, unless that token came from a login made
-  because of a 401 and has not been accepted once: the server refuses what it just issued,
-  so more logins cannot help (:class:`AuthError`, the credentials line). Whether it was
-  accepted is only known once the other calls carrying it have their answer's status, so a
-  refusal of such a token waits for those (:meth:`refused`): the server may have accepted
-  them first and refused this one only because the token was used up meanwhile;
+- a 401 for the current token logs in again. The call that logged in makes the new token's
+  first use, and the other threads wait for that answer's status before they use it: a
+  token that its own first use cannot get accepted is refused by the server as issued, more
+  logins cannot help (:class:`AuthError`, the credentials line); and the call that paid for
+  the login is not starved by its siblings using the new token up before it;
 - a login refused for bad credentials is remembered: the run never asks again (a wrong
   password must not hammer the account until it locks).
 
+Every lease is answered exactly once (:meth:`answered`), with whether the server took it.
 HTTP stays in the client: this module is given the login function.
 """
 
@@ -39,10 +39,11 @@ class Issued:
 
 @dataclass(frozen=True)
 class Lease:
-    """The token one call carries, and which login issued it (to tell stale from current)."""
+    """The token one call carries, which login issued it, and whether it is its first use."""
 
     token: str
     serial: int
+    first_use: bool = False
 
 
 class SharedToken:
@@ -51,17 +52,18 @@ class SharedToken:
     def __init__(self, login: Callable[[], Issued], clock: Callable[[], float]) -> None:
         self._login = login
         self._clock = clock
-        self._lock = threading.Condition()
+        self._cond = threading.Condition()
         self._issued: Issued | None = None
         self._serial = 0
         # has the server accepted the current token at least once?
         self._accepted = False
-        # calls carrying the current token that have no answer status yet
-        self._in_flight = 0
         # was the current token issued because the one before it was refused?
         self._after_refusal = False
+        # that token's first use: which thread makes it, and whether its status is still out
+        self._probe_owner: int | None = None
+        self._probing = False
         self._refused_login: AuthError | None = None
-        #: logins attempted (sent or not refused up front), for tests and the run's log
+        #: logins attempted, for tests and the run's log
         self.logins = 0
 
     @property
@@ -77,41 +79,47 @@ class SharedToken:
         return issued.expires_at if issued else None
 
     def lease(self) -> Lease:
-        """The token to send now, logging in first when there is none or it is due."""
-        with self._lock:
+        """The token to send now, logging in first when there is none or it is due.
+
+        While a token issued after a refusal awaits its first use's status, only the thread
+        that logged in gets it; the others wait here for the verdict.
+        """
+        me = threading.get_ident()
+        with self._cond:
+            self._cond.wait_for(lambda: not self._probing or self._probe_owner == me)
+            if self._probing:  # this thread logged in: its call makes the first use
+                self._probe_owner = None
+                assert self._issued is not None
+                return Lease(self._issued.token, self._serial, first_use=True)
             if self._issued is None or self._clock() >= self._issued.refresh_at:
                 self._login_locked(after_refusal=False)
             assert self._issued is not None
-            self._in_flight += 1
             return Lease(self._issued.token, self._serial)
 
     def renew(self) -> None:
         """Log in now, replacing the token held (``PowerflexClient.login``)."""
-        with self._lock:
+        with self._cond:
             self._login_locked(after_refusal=False)
 
     def answered(self, lease: Lease, *, accepted: bool) -> None:
-        """The call carrying ``lease`` has its status (or failed without one): exactly once
-        per :meth:`lease`. ``accepted``: the server took the token (a 2xx)."""
-        with self._lock:
-            if lease.serial == self._serial:
-                self._in_flight -= 1
-                self._accepted = self._accepted or accepted
-                self._lock.notify_all()
+        """The call carrying ``lease`` has its status, or failed without one; call exactly
+        once per :meth:`lease`. ``accepted``: the server took the token (a 2xx)."""
+        with self._cond:
+            if lease.serial != self._serial:
+                return
+            self._accepted = self._accepted or accepted
+            if lease.first_use:
+                self._probing = False
+                self._cond.notify_all()
 
     def refused(self, lease: Lease, *, label: str, may_login: bool) -> bool:
-        """The server answered 401 to ``lease``; returns whether this logged in again.
+        """The server answered 401 to ``lease`` (already :meth:`answered`); returns whether
+        this logged in again (then this thread's next :meth:`lease` is the first use).
 
         Raises :class:`AuthError` when the current token was issued after a refusal and
-        never accepted, or when a login is needed and ``may_login`` is false (the call
-        has used its logins).
+        was never accepted, or when a login is needed and ``may_login`` is false.
         """
-        with self._lock:
-            if self._after_refusal and lease.serial == self._serial:
-                # accepted by a call still in flight? (then it was good, and is now used up)
-                self._lock.wait_for(
-                    lambda: lease.serial != self._serial or self._accepted or not self._in_flight
-                )
+        with self._cond:
             if lease.serial != self._serial or lease.token != self.token:
                 return False  # already replaced: replay with the current token
             if self._after_refusal and not self._accepted:
@@ -122,6 +130,8 @@ class SharedToken:
                     "logins (is another process logging in with the same account?)"
                 )
             self._login_locked(after_refusal=True)
+            self._probing = True
+            self._probe_owner = threading.get_ident()
             return True
 
     def _login_locked(self, *, after_refusal: bool) -> None:
@@ -139,6 +149,7 @@ class SharedToken:
         self._issued = issued
         self._serial += 1
         self._accepted = False
-        self._in_flight = 0
         self._after_refusal = after_refusal
-        self._lock.notify_all()
+        self._probing = False
+        self._probe_owner = None
+        self._cond.notify_all()

@@ -97,7 +97,7 @@ def _require_api(s: Any) -> None:
     if not s.base_url:
         raise ConfigError(
             "no API base URL is configured",
-            hint="set POWERFLEX_BASE_URL (or pass --base-url), e.g. https://<host>:9443",
+            hint="set POWERFLEX_BASE_URL or pass --base-url, e.g. https://<host>:9443",
         )
 
 

@@ -8,8 +8,8 @@ flight when a failure ends the run. :class:`ThreadPoolSubmit` is the built-in on
 names) runs an ingest or a backfill; engines other than the built-in ``local`` one are found
 through the ``powerflex_etl.engines`` entry point group, so the library never imports them.
 
-Which engine runs when none is named (:func:`default_engine`): ``local``, unless
-``PREFECT_API_URL`` points at a Prefect server, where runs are recorded as flow runs. The
+Which engine runs when none is named (:func:`default_engine`): ``local``, unless a Prefect
+API is configured (``PREFECT_API_URL``), where runs are recorded as flow runs. The
 local engine runs the very same library steps without paying for Prefect's start-up (a
 temporary API server per invocation, seconds to tens of seconds) on every command.
 """
@@ -17,8 +17,11 @@ temporary API server per invocation, seconds to tens of seconds) on every comman
 from __future__ import annotations
 
 import os
+import sys
+import tomllib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from powerflex_etl.errors import ConfigError, PowerflexError
@@ -135,10 +138,40 @@ class ThreadPoolSubmit:
 
 
 def default_engine(environ: Mapping[str, str] | None = None) -> str:
-    """The engine a run uses when none is named: ``prefect`` when ``PREFECT_API_URL`` is
-    set (runs are recorded there as flow runs), else ``local``."""
+    """The engine a run uses when none is named: ``prefect`` when a Prefect API is
+    configured (:func:`prefect_api_url`; runs are recorded there as flow runs), else ``local``."""
+    return "prefect" if prefect_api_url(environ) else "local"
+
+
+def prefect_api_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Prefect API this process would use, found without importing Prefect.
+
+    ``PREFECT_API_URL`` in the environment; else, when Prefect is already loaded here (a
+    flow, a test harness), its current setting; else the active Prefect profile's
+    (``prefect config set PREFECT_API_URL=...`` writes it to ``$PREFECT_HOME/profiles.toml``).
+    """
     env = os.environ if environ is None else environ
-    return "prefect" if env.get("PREFECT_API_URL", "").strip() else "local"
+    url = env.get("PREFECT_API_URL", "").strip()
+    if url:
+        return url
+    loaded = sys.modules.get("prefect.settings")
+    if loaded is not None and environ is None:
+        value = loaded.PREFECT_API_URL.value()
+        return str(value) if value else None
+    return _profile_api_url(env)
+
+
+def _profile_api_url(env: Mapping[str, str]) -> str | None:
+    home = Path(env.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    path = Path(env.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # no profiles, or unreadable ones: Prefect would not find a URL either
+    active = env.get("PREFECT_PROFILE") or doc.get("active")
+    profile = doc.get("profiles", {}).get(active, {}) if isinstance(active, str) else {}
+    url = profile.get("PREFECT_API_URL") if isinstance(profile, dict) else None
+    return str(url).strip() if url and str(url).strip() else None
 
 
 def plugin_engine(name: str, **options: Any) -> Engine:

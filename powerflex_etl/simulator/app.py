@@ -211,6 +211,8 @@ def create_app(config: SimulatorConfig) -> FastAPI:
         except BadRequest as e:
             return _error(400, f"get_measurement_data: {e}")
         f = config.faults
+        if m in f.forbidden:
+            return _error(403, f"get_measurement_data: this account may not read {m}")
         if f.ignore_time_filter:
             start, end = (
                 math.floor(start / DAY) * DAY,

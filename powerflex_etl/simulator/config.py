@@ -35,6 +35,8 @@ class Faults:
     max_rows: int | None = None
     # several newline-separated JSON documents (InfluxDB chunked), the last one complete
     chunked: bool = False
+    # measurements this account may not read: answered 403
+    forbidden: frozenset[str] | set[str] = frozenset()
     # a token is refused (401) once it has been accepted this many times (0: never)
     token_max_uses: int = 0
     # one session per account: a login revokes every token issued before it
