@@ -24,7 +24,6 @@ Kind = Literal["id", "number", "bool", "state"]
 CHARGING_STATES: tuple[str, ...] = ("UNPLUGGED", "ADAPTIVE", "IDLE", "READY", "NOT CHARGING")
 MEASUREMENTS: tuple[str, ...] = ("ct_response", "evse_request", "evse_response")
 
-
 def check_measurements(measurements: Iterable[str] | None) -> list[str]:
     """The measurements asked for (all when none), validated, in contract order."""
     asked = list(measurements or MEASUREMENTS)

@@ -46,9 +46,7 @@ def ensure_current(lake: Lake) -> RefreshSummary | None:
     has_raw = bool(lake.slot_files("ct_response")) or any(
         lake.slot_files(m) for m in ("evse_request", "evse_response")
     )
-    stale = (manifest is None and has_raw) or (
-        manifest is not None and manifest.sql_hash != sql_hash()
-    )
+    stale = (manifest is None and has_raw) or (manifest is not None and manifest.sql_hash != sql_hash())
     if not stale and not store.pending():
         return None
     try:

@@ -323,9 +323,7 @@ class Lake:
             out = self.derive(m, slot_us, rows)
             meta.update(out.metadata)
             if out.kept is not None:
-                extra.append(
-                    stage.stage(layout.kept_file(slot_us), out.kept, (), {TOKEN_KEY: token})
-                )
+                extra.append(stage.stage(layout.kept_file(slot_us), out.kept, (), {TOKEN_KEY: token}))
         return stage.stage(parts, rows, dictionary_columns(m), meta), extra
 
     def _stage_slots(
