@@ -11,16 +11,21 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from powerflex_etl.api.client import PowerflexClient
+from powerflex_etl.errors import PowerflexError
 from powerflex_etl.ingest.upkeep import open_lake
 from powerflex_etl.lake.state import State
 from powerflex_etl.lake.store import Lake
 from powerflex_etl.settings import Settings
 
 _lock = threading.Lock()
-_clients: dict[str, PowerflexClient] = {}
+# one client per run (its token, retry budget and abort are the run's), newest last
+_clients: OrderedDict[str, PowerflexClient] = OrderedDict()
+# clients of this many runs are kept in a long-lived process; older ones are closed
+_KEEP_RUNS = 8
 _SECRET_FIELDS = {"password"}
 
 
@@ -46,14 +51,29 @@ def _secret_block_password() -> str | None:
     return str(block.get())
 
 
-def client(s: Settings) -> PowerflexClient:
-    """One shared client per (base_url, username) in this process."""
-    key = json.dumps([s.base_url, s.username, s.verify_tls])
+def client(s: Settings, run_id: str) -> PowerflexClient:
+    """The client of run ``run_id`` for ``s``'s API and account, shared by its tasks here.
+
+    Per run, not per process: a run's refused credentials, spent retry budget or abort
+    must not follow the next run in a long-lived process.
+    """
+    key = json.dumps([run_id, s.base_url, s.username, s.verify_tls])
     with _lock:
         c = _clients.get(key)
         if c is None:
             c = _clients[key] = PowerflexClient(s)
+            while len(_clients) > _KEEP_RUNS:
+                _clients.popitem(last=False)[1].close()
         return c
+
+
+def abort_run(run_id: str, reason: PowerflexError) -> None:
+    """Make every client of ``run_id`` in this process refuse further calls."""
+    prefix = json.dumps([run_id])[:-1] + ","
+    with _lock:
+        for key, c in _clients.items():
+            if key.startswith(prefix):
+                c.abort(reason)
 
 
 def lake_and_state(s: Settings) -> tuple[Lake, State]:

@@ -7,22 +7,51 @@ run on a thread pool or, for a Dask backfill, in the cluster's worker processes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 from powerflex_etl.errors import ConfigError
 from powerflex_etl.settings import Settings
 
+log = logging.getLogger("powerflex_etl.flows")
+
 
 class PrefectEngine:
-    """``executor``: ``threads`` (a thread pool in this process) or ``dask`` (backfill only)."""
+    """``executor``: ``threads`` (a thread pool in this process) or ``dask`` (backfill only).
 
-    def __init__(self, *, executor: str = "threads", dask_address: str | None = None) -> None:
+    ``log_file``: where Prefect's own console output goes (its log lines; its temporary
+    server's output beside it, ``prefect-server.log``) instead of the terminal; None leaves
+    it where Prefect puts it. The CLI passes one unless ``--verbose``.
+    """
+
+    def __init__(
+        self,
+        *,
+        executor: str = "threads",
+        dask_address: str | None = None,
+        log_file: str | Path | None = None,
+    ) -> None:
         if executor not in ("threads", "dask"):
             raise ConfigError(f"unknown executor {executor!r}", hint="use threads or dask")
         self.executor = executor
         self.dask_address = dask_address
+        self.log_file = Path(log_file) if log_file is not None else None
+
+    @contextmanager
+    def _session(self) -> Iterator[str]:
+        """Prefect's console quiet (with a log file), and a Prefect API for the run."""
+        from flows.console import prefect_api, prefect_console_to
+
+        with ExitStack() as stack:
+            server_log = None
+            if self.log_file is not None:
+                log.info("Prefect's own log: %s", self.log_file)
+                stack.enter_context(prefect_console_to(self.log_file))
+                server_log = self.log_file.with_name("prefect-server.log")
+            yield stack.enter_context(prefect_api(server_log))
 
     def ingest(
         self,
@@ -36,17 +65,18 @@ class PrefectEngine:
         """The ingest flow, ``workers`` windows in flight; raises the first failure."""
         from flows.ingest import with_workers
 
-        report: dict[str, Any] = with_workers(workers)(
-            start=start,
-            end=end,
-            measurements=measurements,
-            workers=workers,
-            # the non-secret settings the flow must see as the CLI did (secrets: environment)
-            lake=settings.lake,
-            base_url=settings.base_url,
-            window_hours=settings.window_hours,
-            lookback_hours=settings.lookback_hours,
-        )
+        with self._session():
+            report: dict[str, Any] = with_workers(workers)(
+                start=start,
+                end=end,
+                measurements=measurements,
+                workers=workers,
+                # the non-secret settings the flow must see as the CLI did (secrets: environment)
+                lake=settings.lake,
+                base_url=settings.base_url,
+                window_hours=settings.window_hours,
+                lookback_hours=settings.lookback_hours,
+            )
         return report
 
     def backfill(
@@ -63,7 +93,8 @@ class PrefectEngine:
         from flows.backfill import backfill_with
 
         flow = backfill_with(self.executor, workers, self.dask_address)
-        with shared_api() if self.executor == "dask" else nullcontext():
+        # the API is set before the task runner starts, so Dask workers reach the same one
+        with self._session():
             report: dict[str, Any] = flow(
                 start=start,
                 end=end,
@@ -76,31 +107,3 @@ class PrefectEngine:
                 workers=workers,
             )
         return report
-
-
-#: How long the temporary Prefect API may take to start (seconds of polling).
-STARTUP_TIMEOUT_S = 120
-
-
-@contextmanager
-def shared_api() -> Iterator[str | None]:
-    """Make sure other processes (Dask workers) reach the same Prefect API as this one.
-
-    Without ``PREFECT_API_URL``, Prefect serves a temporary API for this process only; each
-    Dask worker would then start its own and time out doing so. Here the temporary server
-    is started once and its URL put in the settings the task runner hands to the workers.
-    """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if PREFECT_API_URL.value():
-        yield PREFECT_API_URL.value()
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    # the same instance Prefect's own temporary-API mode uses; it stops itself at exit
-    server = SubprocessASGIServer()
-    # Prefect's default (20 polls of 0.1 s plus their requests) is too short for a busy
-    # 2-core machine starting Dask workers beside it: a slow start is not a failure
-    server.start(timeout=STARTUP_TIMEOUT_S)
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
-        yield server.api_url

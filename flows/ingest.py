@@ -42,6 +42,8 @@ def run_ingest(
     result = run.ingest(
         s,
         TaskSubmit(run_id, overrides, retry_delay_s=task_retry_delay_s),
+        # logs in once in the flow's process; tasks on threads here share that token
+        preflight=_runtime.client(s, run_id).ensure_login,
         state=state,
         run_id=run_id,
         start=start,

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 
 from flows import _runtime
-from powerflex_etl.errors import is_retryable
+from powerflex_etl.errors import PowerflexError, is_retryable
 from powerflex_etl.ingest import dcm as dcm_snapshot
 from powerflex_etl.ingest import window as _window
 from powerflex_etl.ingest.summary import WindowSummary
@@ -47,7 +47,13 @@ def ingest_window_task(
     lake, state = _runtime.lake_and_state(s)
     # looked up at call time, so a test can wrap the one function every engine runs
     return _window.ingest_window(
-        _runtime.client(s), lake, state, measurement, Window(start, end), settings=s, run_id=run_id
+        _runtime.client(s, run_id),
+        lake,
+        state,
+        measurement,
+        Window(start, end),
+        settings=s,
+        run_id=run_id,
     )
 
 
@@ -64,7 +70,7 @@ def fetch_site_task(
     """Fetch and validate one acc_id's DCM endpoints; writing is the library's, all or nothing."""
     _runtime.route_library_logs()
     s = _runtime.settings(overrides)
-    return dcm_snapshot.fetch(_runtime.client(s), acc_id, run_id=run_id, at=at)
+    return dcm_snapshot.fetch(_runtime.client(s, run_id), acc_id, run_id=run_id, at=at)
 
 
 class TaskSubmit:
@@ -84,6 +90,13 @@ class TaskSubmit:
         return self._task.submit(
             measurement, window.start, window.end, self._run_id, self._overrides
         )
+
+    def cancel(self, reason: PowerflexError) -> None:
+        """The run is stopping: its tasks in this process fail at their next API call.
+
+        (Tasks on Dask workers finish their window; no new one is submitted.)
+        """
+        _runtime.abort_run(self._run_id, reason)
 
     def first_done(
         self, handles: Sequence[PrefectFuture[WindowSummary]]

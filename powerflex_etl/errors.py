@@ -1,7 +1,9 @@
 """One error hierarchy for the whole library.
 
 Every error the library raises derives from :class:`PowerflexError`. API errors say
-whether retrying can help (:class:`RetryableApiError`) or not (:class:`FatalApiError`).
+whether retrying can help (:class:`RetryableApiError`) or not (:class:`FatalApiError`),
+and every error says whether it ends the whole run (``stops_run``: bad credentials, a 403,
+bad settings, a spent retry budget fail every window alike, so no window should try).
 Messages name what failed (endpoint, measurement, window) and never carry secrets:
 use :func:`redact` on any text that might hold one.
 """
@@ -44,6 +46,8 @@ class PowerflexError(Exception):
     """Root of every error this library raises. ``str(err)`` is one redacted line."""
 
     hint: str = ""
+    #: the same failure awaits every other window of the run: stop it instead of trying them
+    stops_run: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         message = redact(" ".join(str(message).split()))
@@ -59,6 +63,8 @@ class PowerflexError(Exception):
 
 class ConfigError(PowerflexError):
     """Bad settings or arguments; fix the input and run again."""
+
+    stops_run = True
 
 
 class ApiError(PowerflexError):
@@ -79,12 +85,33 @@ class ApiError(PowerflexError):
         self.endpoint = endpoint
         self.status = status
         self.retry_after = retry_after
+        if status == 403:
+            # forbidden for this account: every other call of the run would be refused too
+            self.stops_run = True
+            if hint is None and not self.hint:
+                self.hint = "this account may not make that call; check its access with PowerFlex"
 
 
 class RetryableApiError(ApiError):
     """5xx, 429, timeouts, reset connections: trying again later can help."""
 
     retryable = True
+
+
+class RetryBudgetSpent(RetryableApiError):
+    """The run has spent the retries it may make in all: the API is down, not blinking."""
+
+    # later, yes; within this run, no: every window would fail the same way at once
+    retryable = False
+    stops_run = True
+    hint = (
+        "the API kept failing; try again later, or raise POWERFLEX_RUN_MAX_RETRIES / "
+        "POWERFLEX_RUN_RETRY_BUDGET_S"
+    )
+
+
+class RunCancelledError(PowerflexError):
+    """A call not made because the run is stopping after a failure that ends it."""
 
 
 class FatalApiError(ApiError):
@@ -95,6 +122,7 @@ class AuthError(FatalApiError):
     """Login refused or the token was rejected after a fresh login."""
 
     hint = "check POWERFLEX_USERNAME / POWERFLEX_PASSWORD"
+    stops_run = True
 
 
 class TLSVerificationError(FatalApiError):
@@ -103,6 +131,7 @@ class TLSVerificationError(FatalApiError):
     hint = (
         "fix the certificate, point REQUESTS_CA_BUNDLE at its CA, or set POWERFLEX_VERIFY_TLS=false"
     )
+    stops_run = True
 
 
 class AnswerTooLargeError(ApiError):
@@ -134,10 +163,23 @@ class LakeError(PowerflexError):
     """The lake could not be read or written."""
 
 
+class LakeLocationError(LakeError):
+    """The lake's path cannot hold a lake (it, or a folder above it, is a file)."""
+
+    hint = "pass --lake or POWERFLEX_LAKE a directory, or a path that does not exist yet"
+    stops_run = True
+
+
 class LockError(LakeError):
     """Another writer holds the lake's lock for this measurement."""
 
     hint = "another ingest is writing this measurement; wait for it or check `state show`"
+
+
+class EngineError(PowerflexError):
+    """The engine that runs the windows (Prefect, Dask) could not start or broke down."""
+
+    stops_run = True
 
 
 class WindowError(PowerflexError):
@@ -154,6 +196,7 @@ class WindowError(PowerflexError):
         self.window = window
         self.cause = cause
         self.retryable = bool(getattr(cause, "retryable", False))
+        self.stops_run = bool(getattr(cause, "stops_run", False))
 
     def __reduce__(self) -> tuple[object, ...]:
         # picklable across Prefect/Dask workers
@@ -165,6 +208,20 @@ def is_retryable(err: BaseException) -> bool:
 
     True only for a library error marked retryable (5xx, 429, timeouts after the client's
     own retries; a :class:`WindowError` carries its cause's marker); anything else (bad
-    answers, bad settings, bugs) fails the same way on every attempt.
+    answers, bad settings, bugs) fails the same way on every attempt; so does an error
+    that stops the run.
     """
-    return isinstance(err, PowerflexError) and bool(getattr(err, "retryable", False))
+    return (
+        isinstance(err, PowerflexError)
+        and bool(getattr(err, "retryable", False))
+        and not stops_run(err)
+    )
+
+
+def stops_run(err: BaseException) -> bool:
+    """Whether ``err`` ends the whole run: the same failure awaits every other window.
+
+    Bad credentials or a token refused after a fresh login, a 403, an unverifiable
+    certificate, bad settings, a lake path that cannot hold a lake, a spent retry budget.
+    """
+    return isinstance(err, PowerflexError) and bool(getattr(err, "stops_run", False))

@@ -19,7 +19,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="POWERFLEX_", extra="ignore")
 
-    base_url: str = "https://host.powerflex.com:9443"
+    # no default: a placeholder host would only be retried until DNS gives up
+    base_url: str = ""
     username: str = ""
     password: SecretStr = SecretStr("")
     verify_tls: bool = True
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=6, ge=1)
     retry_backoff_s: float = Field(default=0.5, ge=0)
     retry_max_total_s: float = Field(default=300.0, gt=0)
+    # ... and for a whole run (one client), so a dead API fails a run, not each window slowly
+    run_max_retries: int = Field(default=30, ge=0)
+    run_retry_budget_s: float = Field(default=120.0, ge=0)
     # the body key carrying [start, stop) in epoch seconds
     window_key: str = "time_filter"
     # unit the API uses for ct_response.power

@@ -3,8 +3,10 @@
 The call loop logs in (:mod:`.auth` says when again), retries as :mod:`.retry` decides, and
 checks bodies with :mod:`.checks` before sending.
 
-One :class:`PowerflexClient` is shared by many threads (parallel windows); each process
-builds its own from :class:`~powerflex_etl.settings.Settings` (a client is never pickled).
+One :class:`PowerflexClient` is shared by many threads (parallel windows) and serves one run:
+its token (:mod:`.token`), its retry budget (:class:`~.retry.RunBudget`) and its
+:meth:`~PowerflexClient.abort` are the run's. Each process builds its own from
+:class:`~powerflex_etl.settings.Settings` (a client is never pickled).
 Answers of ``/get_measurement_data`` are returned as raw bytes: the parser decodes them once.
 """
 
@@ -15,7 +17,6 @@ import json
 import logging
 import random
 import re
-import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -33,15 +34,19 @@ from powerflex_etl.api.checks import acc_path, check_months, check_schedule, che
 from powerflex_etl.api.retry import (
     Retry,
     RetryPolicy,
+    RunBudget,
     gave_up,
     parse_retry_after,
     retryable_status,
 )
+from powerflex_etl.api.token import Issued, Lease, SharedToken
 from powerflex_etl.errors import (
     AnswerTooLargeError,
     AuthError,
     ConfigError,
     FatalApiError,
+    PowerflexError,
+    RunCancelledError,
     TLSVerificationError,
     register_secret,
 )
@@ -58,6 +63,12 @@ _CHUNK = 1 << 20
 _ERROR_BODY_LIMIT = 64 * 1024
 # login and DCM answers are a few hundred bytes; anything this big is not one of them
 _SMALL_ANSWER_LIMIT = 16 * 1024**2
+# a call logs in again at most MAX_LOGINS_PER_CALL times itself: a server that keeps
+# refusing fresh tokens gets a few logins, not a storm. Replays with a token someone else
+# renewed cost no login; their bound is only a safety net (threads racing for the few uses
+# of a short-lived token can each lose a few rounds)
+MAX_REPLAYS_PER_CALL = 100
+MAX_LOGINS_PER_CALL = 3
 
 
 class ClientNotPicklableError(ConfigError, TypeError):
@@ -83,6 +94,12 @@ class PowerflexClient:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
+        if not settings.base_url:
+            # the API has no public default address: retrying a placeholder helps no one
+            raise ConfigError(
+                "no API base URL is configured",
+                hint="set POWERFLEX_BASE_URL or pass --base-url, e.g. https://<host>:9443",
+            )
         self.settings = settings
         self._base = settings.base_url.rstrip("/")
         self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
@@ -93,10 +110,9 @@ class PowerflexClient:
         pw = settings.password
         self._password = pw.get_secret_value() if isinstance(pw, SecretStr) else str(pw)
         register_secret(self._password)
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._refresh_at = 0.0
-        self._expires_at: float | None = None
+        self._tokens = SharedToken(self._issue, clock)
+        self._budget = RunBudget.from_settings(settings)
+        self._aborted: PowerflexError | None = None
         if not settings.verify_tls:
             # the user turned verification off on purpose: say so once, not on every request
             log.warning("TLS certificate verification is off for %s", self._base)
@@ -134,16 +150,37 @@ class PowerflexClient:
 
     def login(self) -> None:
         """Log in now (``POST /login``), replacing any token held."""
-        with self._lock:
-            self._login_locked()
+        self._tokens.renew()
 
     def login_check(self) -> datetime | None:
         """Log in and return when the new token expires (``None`` if it carries no ``exp``)."""
         self.login()
-        exp = self._expires_at
+        exp = self._tokens.expires_at
         return datetime.fromtimestamp(exp, UTC) if exp is not None else None
 
-    def _login_locked(self) -> None:
+    def ensure_login(self) -> None:
+        """Log in unless a token is held: a run's first call, made before any window starts.
+
+        Wrong credentials or an unreachable API fail here once, with one line, instead of
+        in every window.
+        """
+        self._tokens.lease()
+
+    @property
+    def logins(self) -> int:
+        """How many logins this client attempted."""
+        return self._tokens.logins
+
+    def abort(self, reason: PowerflexError) -> None:
+        """Refuse every later call: the run is stopping because of ``reason``.
+
+        Calls already on the wire finish; the next attempt of any call raises
+        :class:`RunCancelledError`.
+        """
+        self._aborted = reason
+
+    def _issue(self) -> Issued:
+        """``POST /login`` (called by :class:`SharedToken`, one thread at a time)."""
         if not self.settings.username:
             raise ConfigError("no username to log in with", hint="set POWERFLEX_USERNAME")
         if not self._password:
@@ -162,30 +199,15 @@ class PowerflexClient:
             # never echo the body: it may hold the token or the credentials
             raise AuthError(f"/login at {self._base}: the answer carries no access_token")
         register_secret(token)
-        now = self._clock()
         times = token_times(token)
-        self._token = token
-        self._expires_at = times.exp
-        self._refresh_at = refresh_at(times, now)
+        issued = Issued(token, refresh_at(times, self._clock()), times.exp)
         log.info(
             "logged in to %s as %s; next login after %s",
             self._base,
             self.settings.username,
-            datetime.fromtimestamp(self._refresh_at, UTC).isoformat(timespec="seconds"),
+            datetime.fromtimestamp(issued.refresh_at, UTC).isoformat(timespec="seconds"),
         )
-
-    def _current_token(self) -> str:
-        with self._lock:
-            if self._token is None or self._clock() >= self._refresh_at:
-                self._login_locked()
-            assert self._token is not None
-            return self._token
-
-    def _relogin(self, stale: str) -> None:
-        # Many threads may see a 401 for the same token; only the first logs in again.
-        with self._lock:
-            if self._token == stale or self._token is None:
-                self._login_locked()
+        return issued
 
     # -- the call loop: auth replay, retries, backoff ----------------------------------------
 
@@ -204,20 +226,17 @@ class PowerflexClient:
         started = time.monotonic()
         waited = 0.0
         attempts = 0
-        replayed = False
+        replays = logins = 0
         while True:
             attempts += 1
-            token = self._current_token() if auth else None
+            lease = self._tokens.lease() if auth else None
             try:
-                return self._attempt(method, endpoint, body, token, label, limit)
+                return self._attempt(method, endpoint, body, lease, label, limit)
             except _Unauthorized:
-                if replayed:
-                    raise AuthError(f"{label}: token refused (HTTP 401) even after a fresh login")
-                replayed = True
-                attempts -= 1  # a replay after a fresh login is not a retry
-                log.info("%s: HTTP 401, logging in again and replaying once", label)
-                assert token is not None
-                self._relogin(token)
+                assert lease is not None
+                attempts -= 1  # a replay after a 401 is not a retry
+                replays += 1
+                logins += self._replay_after_401(lease, label, replays, logins)
                 continue
             except Retry as failure:
                 last = failure
@@ -226,6 +245,8 @@ class PowerflexClient:
             wait = policy.next_wait(attempts, last, spent, self._rand)
             if wait is None:
                 raise gave_up(label, endpoint, last, attempts)
+            if not self._budget.take(wait):
+                raise gave_up(label, endpoint, last, attempts, budget=self._budget)
             log.warning(
                 "%s: %s; retry %d/%d in %.2f s",
                 label,
@@ -237,7 +258,53 @@ class PowerflexClient:
             self._sleep(wait)
             waited += wait
 
+    def _replay_after_401(self, lease: Lease, label: str, replays: int, logins: int) -> int:
+        """Decide what a 401 calls for; returns the logins it made (0 or 1), or raises."""
+        if replays > MAX_REPLAYS_PER_CALL:
+            raise AuthError(f"{label}: token refused (HTTP 401) {replays} times in one call")
+        if self._tokens.refused(lease, label=label, may_login=logins < MAX_LOGINS_PER_CALL):
+            log.info("%s: HTTP 401, logged in again; replaying", label)
+            return 1
+        log.debug("%s: HTTP 401 for a token already replaced; replaying", label)
+        return 0
+
     def _attempt(
+        self,
+        method: str,
+        endpoint: str,
+        body: Mapping[str, Any] | None,
+        lease: Lease | None,
+        label: str,
+        limit: int | None,
+    ) -> bytes:
+        """One request; tells the token holder about the lease's fate as soon as it is known.
+
+        Every lease is answered here, whatever happens (other threads may wait for it).
+        """
+        if lease is None:
+            self._check_aborted(label)
+            return self._request(method, endpoint, body, None, label, limit)
+        told = False
+
+        def on_status(status: int) -> None:
+            # the status, not the body, says whether the token was taken: others waiting
+            # on that need not wait for a long answer to stream in
+            nonlocal told
+            told = True
+            self._tokens.answered(lease, accepted=status < 300)
+
+        try:
+            self._check_aborted(label)
+            return self._request(method, endpoint, body, lease.token, label, limit, on_status)
+        finally:
+            if not told:  # no status at all (timeout, reset): it says nothing of the token
+                self._tokens.answered(lease, accepted=False)
+
+    def _check_aborted(self, label: str) -> None:
+        if self._aborted is not None:
+            raise RunCancelledError(f"{label}: not sent, the run is stopping")
+
+    def _request(
         self,
         method: str,
         endpoint: str,
@@ -245,6 +312,7 @@ class PowerflexClient:
         token: str | None,
         label: str,
         limit: int | None,
+        on_status: Callable[[int], None] | None = None,
     ) -> bytes:
         headers = {"Accept": "application/json"}
         if token is not None:
@@ -270,6 +338,8 @@ class PowerflexClient:
             raise FatalApiError(f"{label}: bad request to {self._base}: {_short(err)}")
         with resp:
             status = resp.status_code
+            if on_status is not None:
+                on_status(status)
             if endpoint == "/login" and status in (400, 401, 403):
                 # the text of a refused login is never shown: it may echo the credentials
                 raise AuthError(

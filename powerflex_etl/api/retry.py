@@ -4,18 +4,22 @@ Worth another attempt (:class:`Retry`): a timeout, a refused or reset connection
 cut mid-body, HTTP 429 and 5xx (:func:`retryable_status`). Everything else fails at once.
 Waits honour ``Retry-After`` when the server sends one, else full-jitter exponential backoff
 capped at :data:`BACKOFF_CAP_S`; attempts are bounded by ``max_attempts`` and by
-``retry_max_total_s`` of elapsed plus planned waiting (:class:`RetryPolicy`).
+``retry_max_total_s`` of elapsed plus planned waiting per call (:class:`RetryPolicy`), and
+by ``run_max_retries`` retries and ``run_retry_budget_s`` seconds of waiting for all the
+calls of a run together (:class:`RunBudget`): windows in flight share one budget, so an API
+that is down fails the run once instead of every window retrying on its own.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from powerflex_etl.errors import RetryableApiError
+from powerflex_etl.errors import RetryableApiError, RetryBudgetSpent
 from powerflex_etl.settings import Settings
 
 # the longest backoff between two attempts, whatever the attempt number
@@ -108,14 +112,66 @@ class RetryPolicy:
         return wait
 
 
-def gave_up(label: str, endpoint: str, last: Retry, attempts: int) -> RetryableApiError:
-    """The error for a call whose retries ran out, naming the call and its last failure."""
+class RunBudget:
+    """The retries all the calls of one run may still make, in number and in seconds waited.
+
+    Thread-safe: the windows in flight draw on it together.
+    """
+
+    def __init__(self, max_retries: int, max_wait_s: float) -> None:
+        self.max_retries = max_retries
+        self.max_wait_s = max_wait_s
+        self.retries = 0
+        self.waited_s = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunBudget:
+        """The budget the settings ask for (``POWERFLEX_RUN_MAX_RETRIES`` and friends)."""
+        return cls(settings.run_max_retries, settings.run_retry_budget_s)
+
+    def take(self, wait_s: float) -> bool:
+        """Spend one retry waiting ``wait_s``; False (nothing spent) when it would overdraw."""
+        with self._lock:
+            if self.retries >= self.max_retries or self.waited_s + wait_s > self.max_wait_s:
+                return False
+            self.retries += 1
+            self.waited_s += wait_s
+            return True
+
+
+def gave_up(
+    label: str, endpoint: str, last: Retry, attempts: int, *, budget: RunBudget | None = None
+) -> RetryableApiError:
+    """The error for a call whose retries ran out, naming the call and its last failure.
+
+    With ``budget`` (the run's budget was what ran out), a :class:`RetryBudgetSpent`, which
+    ends the run.
+    """
     status = f" (last status {last.status})" if last.status else ""
-    return RetryableApiError(
-        f"{label}: {last.reason}{status}; gave up after {attempts} attempt(s)",
+    kind: type[RetryableApiError] = RetryableApiError
+    if budget is not None:
+        spent = f"the run's {budget.retries} retries ({budget.waited_s:.0f} s) are spent"
+        message = f"{label}: {last.reason}{status}; gave up after {attempts} attempt(s): {spent}"
+        kind = RetryBudgetSpent
+    else:
+        message = f"{label}: {last.reason}{status}; gave up after {attempts} attempt(s)"
+    return kind(
+        message,
         endpoint=endpoint,
         status=last.status,
         retry_after=last.retry_after,
-        hint="the API kept failing; try again later, or raise POWERFLEX_MAX_ATTEMPTS / "
-        "POWERFLEX_RETRY_MAX_TOTAL_S",
+        hint=_hint(last, budget),
+    )
+
+
+def _hint(last: Retry, budget: RunBudget | None) -> str:
+    if last.reason.startswith("connection to"):
+        # nothing answered at all: the address is the likelier culprit than the load
+        return "check POWERFLEX_BASE_URL and that the API is reachable from here"
+    if budget is not None:
+        return RetryBudgetSpent.hint
+    return (
+        "the API kept failing; try again later, or raise POWERFLEX_MAX_ATTEMPTS / "
+        "POWERFLEX_RETRY_MAX_TOTAL_S"
     )

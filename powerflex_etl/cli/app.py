@@ -126,14 +126,49 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging
 
 
 def _settings(**overrides: Any) -> Any:
+    from powerflex_etl.lake.url import LakeUrl
     from powerflex_etl.settings import Settings
 
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        s = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except Exception as err:  # pydantic's ValidationError: one line per bad field
         raise ConfigError(
             f"bad settings: {err}".splitlines()[0] + " " + " ".join(str(err).splitlines()[1:3])
         )
+    # every command here reads or writes a lake: a path that cannot hold one fails first
+    LakeUrl.parse(s.lake).check_location()
+    return s
+
+
+def _require_api(s: Any) -> None:
+    """Commands that call the API refuse to start without its address (no placeholder)."""
+    if not s.base_url:
+        raise ConfigError(
+            "no API base URL is configured",
+            hint="set POWERFLEX_BASE_URL or pass --base-url, e.g. https://<host>:9443",
+        )
+
+
+def _check_workers(workers: int) -> None:
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {workers}")
+
+
+def _engine_name(engine: Engine | None) -> str:
+    """The engine named (--engine, POWERFLEX_ENGINE), else local unless PREFECT_API_URL is set."""
+    from powerflex_etl.ingest.engine import default_engine
+
+    return engine.value if engine is not None else default_engine()
+
+
+def _engine_options(name: str, verbose: bool) -> dict[str, Any]:
+    """Prefect's console output goes to a log file unless --verbose (the last line is ours)."""
+    if name != "prefect" or verbose:
+        return {}
+    from pathlib import Path
+
+    # beside the catalogs of object-store lakes: a per-user cache, never the lake itself
+    return {"log_file": str(Path.home() / ".cache" / "powerflex-etl" / "prefect.log")}
 
 
 def _echo_json(obj: Any) -> None:
@@ -165,12 +200,14 @@ def ingest(
     base_url: BaseUrlOpt = None,
     window_hours: WindowOpt = None,
     engine: Annotated[
-        Engine,
+        Engine | None,
         typer.Option(
-            help="prefect: run the Prefect flow; local: the same steps without Prefect.",
+            help="prefect: run the Prefect flow; local: the same steps without Prefect "
+            "(default: local, or prefect when PREFECT_API_URL is set).",
             envvar="POWERFLEX_ENGINE",
+            show_default=False,
         ),
-    ] = Engine.prefect,
+    ] = None,
     workers: Annotated[int, typer.Option(metavar="N", help="Windows in flight at once.")] = 4,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -178,20 +215,24 @@ def ingest(
     """Ingest measurements over [--start, --end); without --start, incrementally from the watermark."""
     from powerflex_etl.cli.progress import setup_logging
 
+    _check_workers(workers)
     console, progress = _progress("ingest")
     setup_logging(verbose, console)
     s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
+    _require_api(s)
     from powerflex_etl.ingest.run import run
 
+    name = _engine_name(engine)
     with progress:
         report = run(
             s,
             start=start,
             end=end,
             measurements=measurement,
-            engine=engine.value,
+            engine=name,
             workers=workers,
             on_window=progress.update,
+            engine_options=_engine_options(name, verbose),
         )
     _finish(report, "ingest", as_json)
 
@@ -251,9 +292,12 @@ def backfill(
     """Ingest a long range in parallel windows; resumes without redoing committed windows."""
     from powerflex_etl.cli.progress import setup_logging
 
+    _check_workers(workers)
     console, progress = _progress("backfill")
     setup_logging(verbose, console)
     s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
+    if not dry_run:
+        _require_api(s)
     from powerflex_etl.ingest.run import backfill as run_backfill
 
     with progress:
@@ -268,6 +312,7 @@ def backfill(
             executor=executor.value,
             dask_address=dask_address,
             on_window=progress.update,
+            engine_options=_engine_options("prefect", verbose),
         )
     if dry_run and not as_json:
         from powerflex_etl.cli.summary import dry_run_summary
@@ -361,12 +406,14 @@ def demo(
         int, typer.Option(metavar="N", help="Simulator seed (0 replays the real days).")
     ] = 0,
     engine: Annotated[
-        Engine,
+        Engine | None,
         typer.Option(
-            help="local (default: no Prefect server to start) or prefect (a recorded flow run).",
+            help="local (default, no Prefect server to start; prefect when PREFECT_API_URL is "
+            "set) or prefect (a recorded flow run).",
             envvar="POWERFLEX_ENGINE",
+            show_default=False,
         ),
-    ] = Engine.local,
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Replay a busy real week of the Caltech ACN garage into a lake: views, summary, report.
@@ -385,13 +432,18 @@ def demo(
         logging.getLogger("powerflex_etl").setLevel(logging.WARNING)
         logging.getLogger("powerflex_etl.cli").setLevel(logging.INFO)
     from powerflex_etl.cli.demo import run_demo
+    from powerflex_etl.lake.url import LakeUrl
 
+    lake = lake or os.environ.get("POWERFLEX_LAKE") or "./lake"
+    LakeUrl.parse(lake).check_location()
+    name = _engine_name(engine)
     with progress:
         run_demo(
-            lake=lake or os.environ.get("POWERFLEX_LAKE") or "./lake",
+            lake=lake,
             days=days,
             seed=seed,
-            engine=engine.value,
+            engine=name,
+            engine_options=_engine_options(name, verbose),
             progress=progress,
         )
 
@@ -457,6 +509,7 @@ def dcm(
 
     setup_logging(verbose)
     s = _settings(lake=lake, base_url=base_url)
+    _require_api(s)
     from powerflex_etl.ingest.dcm import run_snapshot
 
     _echo_json(run_snapshot(s, acc_id or None))
@@ -569,15 +622,41 @@ def main() -> None:
     except typer.Abort:
         _die("aborted", 130)
     except typer.TyperException as err:  # typer's own click: usage errors, bad parameters
-        show: Any = getattr(err, "show", None)
-        if show is None:
-            _die(str(err), 2)
-        else:
-            show()
-        sys.exit(int(getattr(err, "exit_code", 2)))
+        _usage_error(err)
     except KeyboardInterrupt:
         _die("interrupted", 130)
+    except Exception as err:  # a bug, or a dependency's own error: still one line
+        _unexpected(err)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _usage_error(err: typer.TyperException) -> None:
+    """Usage and where help is, then the one error line (help alone when no arguments)."""
+    code = int(getattr(err, "exit_code", 2))
+    ctx: Any = getattr(err, "ctx", None)
+    if type(err).__name__ == "NoArgsIsHelpError":
+        show: Any = err.show  # type: ignore[attr-defined]
+        show()
+        sys.exit(code)
+    if ctx is not None:
+        sys.stderr.write(f"{ctx.get_usage()}\n")
+        message = f"{err.format_message()} (try '{ctx.command_path} --help')"
+    else:
+        message = err.format_message()
+    _die(message, code)
+
+
+def _unexpected(err: Exception) -> None:
+    """Not one of the library's errors: a bug. The traceback only with --verbose."""
+    if "--verbose" in sys.argv or "-v" in sys.argv:
+        import traceback
+
+        traceback.print_exception(err)
+    text = " ".join(str(err).split())[:300]
+    _die(
+        f"unexpected {type(err).__name__}: {text} (a bug: rerun with --verbose for the "
+        "traceback and report it)"
+    )
 
 
 def _die(message: str, code: int = 1) -> None:

@@ -61,7 +61,13 @@ def runnable(argv0: str | None = None, which: str | None = None, cwd: str | None
 
 
 def run_demo(
-    *, lake: str, days: int = 7, seed: int = 0, engine: str = "local", progress: Any = None
+    *,
+    lake: str,
+    days: int = 7,
+    seed: int = 0,
+    engine: str = "local",
+    engine_options: dict[str, Any] | None = None,
+    progress: Any = None,
 ) -> dict[str, Any]:
     """Replay ``days`` days from :data:`DEMO_START` into ``lake``; print and return the summary."""
     from powerflex_etl.api.client import PowerflexClient
@@ -98,6 +104,7 @@ def run_demo(
             engine=engine,
             workers=4,
             on_window=progress.update if progress is not None else None,
+            engine_options=engine_options,
         )
         # the DCM targets, so monthly_peak sets each site's peak beside its target
         run_snapshot(s)

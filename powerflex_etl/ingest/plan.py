@@ -6,6 +6,7 @@ starts at its watermark minus the lookback. Reads the lake's state, writes nothi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from powerflex_etl.windows import Window, as_utc, parse_time, split
 if TYPE_CHECKING:
     from powerflex_etl.lake.state import State
     from powerflex_etl.settings import Settings
+
+log = logging.getLogger("powerflex_etl.ingest")
 
 #: One unit of work: a measurement over one half-open window.
 Work = tuple[str, Window]
@@ -50,7 +53,7 @@ def plan_run(
     """The (measurement, window) pairs of a run; without ``start``, incremental per measurement."""
     ms = check_measurements(measurements)
     now = now or datetime.now(UTC).replace(microsecond=0)
-    end_dt = _as_time(end, "--end") if end is not None else now
+    end_dt = clamp_end(end, now)
     work: list[Work] = []
     for m in ms:
         if start is not None:
@@ -64,6 +67,26 @@ def plan_run(
         if start_dt < end_dt:
             work += plan([m], start_dt, end_dt, settings.window_hours)
     return work
+
+
+def clamp_end(end: str | datetime | None, now: datetime | None = None) -> datetime:
+    """A run's end: ``end``, or now when it is missing or in the future (with a warning).
+
+    Data from the future does not exist yet; a window past now would move the watermark
+    past the present, and every later incremental run would then silently fetch nothing.
+    """
+    now = now or datetime.now(UTC).replace(microsecond=0)
+    if end is None:
+        return now
+    end_dt = _as_time(end, "--end")
+    if end_dt > now:
+        log.warning(
+            "--end %s is in the future; ingesting up to now (%s)",
+            end_dt.isoformat(),
+            now.isoformat(),
+        )
+        return now
+    return end_dt
 
 
 def committed_keys(

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from powerflex_etl.errors import ConfigError, PowerflexError
-from powerflex_etl.ingest.engine import Engine, Handle, Submit, ThreadPoolSubmit, plugin_engine
-from powerflex_etl.ingest.plan import Work, estimate, plan_run, without_committed
+from powerflex_etl.errors import ConfigError, PowerflexError, stops_run
+from powerflex_etl.ingest.engine import (
+    Engine,
+    Handle,
+    Submit,
+    ThreadPoolSubmit,
+    default_engine,
+    plugin_engine,
+)
+from powerflex_etl.ingest.plan import Work, clamp_end, estimate, plan_run, without_committed
 from powerflex_etl.ingest.summary import RunResult, WindowDone, WindowSummary, new_run_id
 
 if TYPE_CHECKING:
@@ -29,6 +36,8 @@ log = logging.getLogger("powerflex_etl.ingest")
 
 #: Called once per finished window (ok or failed), e.g. by the CLI's progress bar.
 OnWindow = Callable[[WindowDone], None]
+#: A run's first API call, made before any window starts (the engine's client logs in).
+Preflight = Callable[[], object]
 
 
 def run_windows_with(
@@ -47,6 +56,11 @@ def run_windows_with(
     and a long range must never hold more than ``workers`` answers in memory. Window
     failures (:class:`PowerflexError`) are collected in plan order; any other exception is
     a bug, raised once the windows in flight have finished.
+
+    A failure that stops the run (:func:`~powerflex_etl.errors.stops_run`: bad credentials,
+    a 403, a spent retry budget...) awaits every other window too: no window is started
+    after it, the engine is told to cancel the ones in flight (``submit.cancel(err)``, if it
+    has one), and the result carries it as ``stopped``.
     """
     t0 = time.perf_counter()
     limit = max(1, workers)
@@ -55,9 +69,10 @@ def run_windows_with(
     summaries: list[WindowSummary] = []
     failed: list[tuple[int, PowerflexError]] = []
     bug: Exception | None = None
+    stopped: PowerflexError | None = None
     finished = 0
     while True:
-        while bug is None and len(pending) < limit:
+        while bug is None and stopped is None and len(pending) < limit:
             nxt = next(todo, None)
             if nxt is None:
                 break
@@ -75,6 +90,9 @@ def run_windows_with(
         except PowerflexError as err:
             error = err
             failed.append((i, err))
+            if stopped is None and stops_run(err):
+                stopped = err
+                _cancel(submit, err, len(work) - finished - 1)
         except Exception as err:
             # not a window failure but a bug: stop submitting, let the windows in flight end
             bug = bug or err
@@ -90,7 +108,16 @@ def run_windows_with(
     marks = (
         advance_watermarks(state, summaries, [(m, w) for m, w, _ in failures]) if advance else {}
     )
-    return RunResult(run_id, summaries, failures, marks, time.perf_counter() - t0)
+    return RunResult(
+        run_id, summaries, failures, marks, time.perf_counter() - t0, stopped=stopped
+    )
+
+
+def _cancel(submit: Submit, err: PowerflexError, left: int) -> None:
+    log.warning("stopping the run: %d window(s) left undone", left)
+    cancel = getattr(submit, "cancel", None)
+    if cancel is not None:
+        cancel(err)
 
 
 def advance_watermarks(
@@ -124,12 +151,15 @@ def ingest(
     workers: int,
     skip_committed: bool = False,
     on_window: OnWindow | None = None,
+    preflight: Preflight | None = None,
 ) -> RunResult:
     """One ingestion run on any engine: plan, skip committed (``skip_committed``), run, refresh.
 
-    The catalog is rebuilt when any window was committed, failures or not. Window failures
-    are in the result, not raised: pass it to :func:`finish` (after publishing it, if the
-    engine publishes reports).
+    ``preflight`` (the engine's login) runs once there is work and before any window, so
+    wrong credentials or an unreachable API fail the run once, raised as they are. The
+    catalog is rebuilt when any window was committed, failures or not. Window failures are
+    in the result, not raised: pass it to :func:`finish` (after publishing it, if the engine
+    publishes reports).
     """
     work = plan_run(state, measurements, start, end, settings=settings)
     skipped = 0
@@ -138,6 +168,8 @@ def ingest(
         skipped = len(work) - len(todo)
         log.info("%d windows to run (%d already committed)", len(todo), skipped)
         work = todo
+    if work and preflight is not None:
+        preflight()
     result = run_windows_with(
         submit, work, state=state, run_id=run_id, workers=workers, on_window=on_window
     )
@@ -150,11 +182,14 @@ def ingest(
 
 
 def finish(result: RunResult) -> dict[str, Any]:
-    """The run's report; warns on a failed unit check, raises the first failure (plan order)."""
+    """The run's report; warns on a failed unit check, raises what stopped the run, else the
+    first failure (plan order)."""
     report = result.report()
     for m, t in report["measurements"].items():
         if not t.get("unit_check_ok", True):
             log.warning("%s: %s", m, t.get("unit_check"))
+    if result.stopped is not None:
+        raise result.stopped
     if result.failures:
         raise result.failures[0][2]
     return report
@@ -245,6 +280,7 @@ class LocalEngine:
                 workers=workers,
                 skip_committed=skip_committed,
                 on_window=self.on_window,
+                preflight=client.ensure_login,
             )
         return finish(result)
 
@@ -262,17 +298,22 @@ def run(
     start: str | None,
     end: str | None,
     measurements: list[str] | None,
-    engine: str = "prefect",
+    engine: str | None = None,
     workers: int = 4,
     on_window: OnWindow | None = None,
+    engine_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One ingestion run on ``engine``; returns the run report, raises the first failure.
+    """One ingestion run on ``engine`` (default: :func:`default_engine`), built with
+    ``engine_options``; returns the run report, raises the first failure.
 
     ``on_window`` hears of every finished window on the local engine (a progress bar);
     other engines report through their own UI.
     """
-    options: dict[str, Any] = {"on_window": on_window} if on_window and engine == "local" else {}
-    return load_engine(engine, **options).ingest(
+    name = engine or default_engine()
+    options = dict(engine_options or {})
+    if on_window and name == "local":
+        options["on_window"] = on_window
+    return load_engine(name, **options).ingest(
         s, start=start, end=end, measurements=measurements, workers=workers
     )
 
@@ -289,17 +330,21 @@ def backfill(
     executor: str = "threads",
     dask_address: str | None = None,
     on_window: OnWindow | None = None,
+    engine_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A long range in parallel windows; committed windows are skipped unless ``redo``.
 
     ``threads``: the local engine (``on_window`` hears of every finished window). ``dask``:
-    the Prefect engine's backfill flow on a Dask cluster (a local one, or ``dask_address``);
-    every worker process builds its own client from its environment.
+    the Prefect engine's backfill flow on a Dask cluster (a local one, or ``dask_address``),
+    built with ``engine_options``; every worker process builds its own client from its
+    environment. An ``end`` in the future is clamped to now (one warning).
     """
     from powerflex_etl.lake.state import State
     from powerflex_etl.lake.store import Lake
 
     state = State(Lake(s.lake))
+    # clamped once here, so the engine's own planning sees a present end and says nothing
+    end = clamp_end(end).isoformat()
     # planned here too, so a bad range fails before any engine (or Dask cluster) starts
     work = plan_run(state, measurements, start, end, settings=s)
     if dry_run:
@@ -308,7 +353,8 @@ def backfill(
     if executor == "threads":
         eng = LocalEngine(on_window=on_window)
     elif executor == "dask":
-        eng = plugin_engine("prefect", executor="dask", dask_address=dask_address)
+        options = dict(engine_options or {})
+        eng = plugin_engine("prefect", executor="dask", dask_address=dask_address, **options)
     else:
         raise ConfigError(f"unknown executor {executor!r}", hint="use threads or dask")
     return eng.backfill(

@@ -95,6 +95,8 @@ class RunResult:
     seconds: float
     # windows of the plan not run because they were already committed (a resumed backfill)
     skipped_committed: int = 0
+    # the failure that ended the run early (no window started after it), if one did
+    stopped: PowerflexError | None = None
 
     @property
     def ok(self) -> bool:

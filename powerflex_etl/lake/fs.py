@@ -56,6 +56,7 @@ class Root:
 
     def __init__(self, url: str | LakeUrl, storage_options: dict[str, Any] | None = None) -> None:
         self.location = url if isinstance(url, LakeUrl) else LakeUrl.parse(url, storage_options)
+        self.location.check_location()
         self.local = self.location.is_local
         self.fs: AbstractFileSystem = self.location.fs
         self.root = self.location.path

@@ -12,7 +12,7 @@ from typing import Any
 import fsspec
 from fsspec.spec import AbstractFileSystem
 
-from powerflex_etl.errors import LakeError
+from powerflex_etl.errors import LakeError, LakeLocationError
 
 # DuckDB expands these in read_parquet paths and offers no escape for them
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -49,6 +49,28 @@ class LakeUrl:
     @property
     def is_local(self) -> bool:
         return self.protocol == "file"
+
+    def check_location(self) -> LakeUrl:
+        """This lake, if its path can hold a lake; :class:`LakeLocationError` when the path,
+        or a folder above it, is a file.
+
+        Checked when a lake is opened, before any network call, so a mistyped ``--lake``
+        fails at once in one line instead of after a login, deep in a write. An object-store
+        address is not checked (that would take a request).
+        """
+        if not self.is_local:
+            return self
+        path = self.path
+        while not os.path.lexists(path):
+            parent = os.path.dirname(path)
+            if parent == path:
+                return self
+            path = parent
+        if os.path.isdir(path):
+            return self
+        if path == self.path:
+            raise LakeLocationError(f"the lake {self.path} is a file, not a directory")
+        raise LakeLocationError(f"the lake {self.path} cannot be created: {path} is a file")
 
     @cached_property
     def fs(self) -> AbstractFileSystem:

@@ -49,6 +49,11 @@ class _Server:
         self.lock = threading.Lock()
         # bounded, so a long-running server does not grow without end
         self.seen: deque[dict[str, Any]] = deque(maxlen=10_000)
+        # token revocation: every token carries its serial "n"; tokens below this are revoked
+        self.serial = 0
+        self.revoked_below = 0
+        self.uses: dict[int, int] = {}
+        self.accepted = 0
 
     def record(self, request: Request, body: Any) -> None:
         if isinstance(body, dict) and "password" in body:
@@ -82,20 +87,47 @@ class _Server:
         if scheme.lower() != "bearer" or not token:
             return False
         try:
-            jwt.decode(
+            claims = jwt.decode(
                 token, self.secret, algorithms=["HS256"], options={"require": ["exp", "iat"]}
             )
         except jwt.PyJWTError:
             return False
+        return self.use(claims.get("n"))
+
+    def use(self, n: Any) -> bool:
+        """Count one use of token ``n``, unless it is revoked or used up."""
+        f = self.config.faults
+        if not isinstance(n, int):
+            return False
+        with self.lock:
+            if n < self.revoked_below:
+                return False
+            if f.token_max_uses and self.uses.get(n, 0) >= f.token_max_uses:
+                return False
+            self.uses[n] = self.uses.get(n, 0) + 1
+            self.accepted += 1
+            if f.foreign_login_every and self.accepted % f.foreign_login_every == 0:
+                self.revoked_below = self.serial + 1
         return True
+
+    def revoke_all(self) -> None:
+        """Revoke every token issued so far, as another login on the same account does."""
+        with self.lock:
+            self.revoked_below = self.serial + 1
 
     def token(self) -> str:
         now = int(time.time())
+        with self.lock:
+            self.serial += 1
+            n = self.serial
+            if self.config.faults.single_session:
+                self.revoked_below = n
         claims = {
             "iat": now,
             "nbf": now,
             "exp": now + int(self.config.token_lifetime_s),
             "identity": self.config.username,
+            "n": n,
         }
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
@@ -179,6 +211,8 @@ def create_app(config: SimulatorConfig) -> FastAPI:
         except BadRequest as e:
             return _error(400, f"get_measurement_data: {e}")
         f = config.faults
+        if m in f.forbidden:
+            return _error(403, f"get_measurement_data: this account may not read {m}")
         if f.ignore_time_filter:
             start, end = (
                 math.floor(start / DAY) * DAY,

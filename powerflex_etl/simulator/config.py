@@ -35,6 +35,15 @@ class Faults:
     max_rows: int | None = None
     # several newline-separated JSON documents (InfluxDB chunked), the last one complete
     chunked: bool = False
+    # measurements this account may not read: answered 403
+    forbidden: frozenset[str] | set[str] = frozenset()
+    # a token is refused (401) once it has been accepted this many times (0: never)
+    token_max_uses: int = 0
+    # one session per account: a login revokes every token issued before it
+    single_session: bool = False
+    # every N accepted requests the account logs in elsewhere (a nightly run beside a
+    # backfill): every token issued so far is revoked (0: never)
+    foreign_login_every: int = 0
 
 
 @dataclass

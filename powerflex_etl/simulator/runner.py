@@ -48,6 +48,10 @@ class RunningSimulator:
         with self._state.lock:
             return [dict(r) for r in self._state.seen]
 
+    def revoke_tokens(self) -> None:
+        """Revoke every token issued so far (as the account logging in elsewhere would)."""
+        self._state.revoke_all()
+
     def stop(self) -> None:
         """Stop serving and wait for the server thread."""
         self._server.should_exit = True

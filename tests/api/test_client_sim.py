@@ -222,8 +222,8 @@ def test_a_401_mid_run_logs_in_once_and_replays(make: Any, sim: Any) -> None:
     base = _logins(sim)
     client, sleeps, _ = make()
     client.get_target_peak_power(ACC)
-    # as if the server revoked the token: it still looks fresh to the client
-    client._token = client._token[:-6] + "AAAAAA"  # type: ignore[index]
+    # the server revokes the token (as a login elsewhere does): it still looks fresh here
+    sim.revoke_tokens()
     assert client.get_measurement_data("ct_response", START, END)
     assert _logins(sim) - base == 2 and sleeps == []
 
@@ -283,7 +283,7 @@ def test_no_secret_in_errors_or_logs(make: Any, sim: Any, caplog: pytest.LogCapt
     caplog.set_level(logging.DEBUG)
     client, _, _ = make(max_attempts=2)
     client.login()
-    token = client._token
+    token = client._tokens.token
     assert token
     sim.config.faults.fail_next = 2
     with pytest.raises(RetryableApiError) as info:

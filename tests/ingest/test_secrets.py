@@ -65,7 +65,7 @@ def _login_token(url: str) -> str:
     s = Settings(base_url=url, username="demo", password=PASSWORD)  # type: ignore[arg-type]
     with PowerflexClient(s) as c:
         c.login()
-        token = c._token
+        token = c._tokens.token
     assert token is not None
     return token
 
