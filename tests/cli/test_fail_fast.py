@@ -211,7 +211,7 @@ def test_no_base_url_refuses_to_start(cli, args):
 
 
 def test_a_dry_run_needs_no_base_url(cli):
-    r = cli("backfill", *DAY, "--dry-run", env={"POWERFLEX_BASE_URL": None})
+    r = cli("backfill", *DAY, "--dry-run", "--json", env={"POWERFLEX_BASE_URL": None})
     assert r.rc == 0, r.stderr
     assert len(json.loads(r.stdout)["windows"]) == 12
 
@@ -341,7 +341,7 @@ def test_with_prefect_api_url_the_default_run_is_a_flow_run(cli, prefect_server)
 
     from prefect.client.orchestration import get_client
 
-    r = cli("ingest", "--start", "2021-06-01", "--end", "2021-06-01T06:00", "-m", "evse_request",
+    r = cli("ingest", "--start", "2021-06-01", "--end", "2021-06-01T06:00", "-m", "evse_request", "--json",
             env={"PREFECT_API_URL": prefect_server})  # fmt: skip
     assert r.rc == 0, r.stderr
     run_id = json.loads(r.stdout)["run_id"]
