@@ -79,6 +79,21 @@ CASES = [
         base_url="closed",
     ),
     Case(
+        "unreachable-ingest-1d-prefect",
+        ["ingest", "--start", "2021-06-01", "--end", "2021-06-02", "--engine", "prefect"],
+        base_url="closed",
+    ),
+    Case(
+        "forbidden-ingest-2d",
+        ["ingest", "--start", "2021-06-01", "--end", "2021-06-03"],
+        faults={"forbidden": {"ct_response"}},
+    ),
+    Case(
+        "forbidden-ingest-2d-prefect",
+        ["ingest", "--start", "2021-06-01", "--end", "2021-06-03", "--engine", "prefect"],
+        faults={"forbidden": {"ct_response"}},
+    ),
+    Case(
         "no-base-url-ingest-1d",
         ["ingest", "--start", "2021-06-01", "--end", "2021-06-02"],
         base_url=None,
