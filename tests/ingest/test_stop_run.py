@@ -36,19 +36,9 @@ from powerflex_etl.lake.store import Lake
 from powerflex_etl.lake.url import LakeUrl
 from powerflex_etl.settings import Settings
 from powerflex_etl.windows import Window
+from tests.ingest.test_orchestrator import Done
 
 T0 = datetime(2021, 6, 1, tzinfo=UTC)
-
-
-class Done:
-    def __init__(self, value: WindowSummary | None = None, error: Exception | None = None):
-        self.value, self.error = value, error
-
-    def result(self) -> WindowSummary:
-        if self.error is not None:
-            raise self.error
-        assert self.value is not None
-        return self.value
 
 
 class InOrder:
