@@ -50,13 +50,14 @@ def prefect_console_to(log_file: Path) -> Iterator[None]:
         logging.Formatter("%(asctime)s %(levelname)s %(name)s - %(message)s", "%H:%M:%S")
     )
     moved: list[tuple[logging.Logger, logging.Handler]] = []
-    names = ["", *logging.root.manager.loggerDict]
-    for name in names:
-        logger = logging.getLogger(name)
+    existing = [
+        v for v in logging.root.manager.loggerDict.values() if isinstance(v, logging.Logger)
+    ]
+    for logger in [logging.root, *existing]:
         # the library's own logger stays on the terminal: its lines are the CLI's output
-        if name == "powerflex_etl" or name.startswith("powerflex_etl."):
+        if logger.name == "powerflex_etl" or logger.name.startswith("powerflex_etl."):
             continue
-        for handler in list(getattr(logger, "handlers", [])):
+        for handler in list(logger.handlers):
             if _is_console(handler):
                 logger.removeHandler(handler)
                 logger.addHandler(to_file)

@@ -102,6 +102,7 @@ class ThreadPoolSubmit:
         run_id: str,
         workers: int,
     ) -> None:
+        self._client = client
         self._args = (client, lake, state)
         self._settings = settings
         self._run_id = run_id
@@ -127,7 +128,7 @@ class ThreadPoolSubmit:
 
     def cancel(self, reason: PowerflexError) -> None:
         """The run is stopping: windows in flight fail at their next API call."""
-        self._args[0].abort(reason)
+        self._client.abort(reason)
 
     def first_done(self, handles: Sequence[Handle]) -> Handle:
         """The first of ``handles`` to finish."""
