@@ -141,6 +141,15 @@ def marginal(small: dict[str, Any], large: dict[str, Any], n0: int, n1: int) -> 
     }
 
 
+def machine() -> dict[str, str]:
+    """When and where a benchmark ran, for its JSON."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, Linux {platform.release()}, "
+        f"Python {platform.python_version()}",
+    }
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -247,9 +256,7 @@ def report(
     rss = proj["peak_rss_mb_large"] / naive["peak_rss_mb_large"]
     growth = flat_res["peak_rss_mb"] / proj["peak_rss_mb_large"]
     result: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, Linux {platform.release()}, "
-        f"Python {platform.python_version()}",
+        **machine(),
         "engine": args.engine,
         "workers": args.workers,
         "sizes": [small, large],
