@@ -258,7 +258,9 @@ def _merge(
 # to JSON punctuation (looked for only when there is a space at all: then it may be inside
 # a string, which is harmless)
 _FLAT_STOP = (b"\\", b"{", b"\n", b"\r", b"\t")
-_FLAT_SPACED = (b", ", b" ,", b"[ ", b" [", b"] ", b" ]")
+_SPACE = ord(" ")
+_PUNCTUATION = np.zeros(256, dtype=bool)
+_PUNCTUATION[list(b",[]")] = True
 _BRACKET_CLOSE, _COMMA, _BRACKET_OPEN = b"],["
 _FLAT_PARSE = pcsv.ParseOptions(
     quote_char=False, escape_char=False, newlines_in_values=False, ignore_empty_lines=False
@@ -284,6 +286,20 @@ def _flat_ids(col: pa.ChunkedArray) -> pa.Array | None:
         out.append(pa.DictionaryArray.from_arrays(chunk.indices, labels))
     # concatenating unifies the blocks' dictionaries: the indices are remapped, no string copied
     return pa.concat_arrays(out) if len(out) != 1 else out[0]
+
+
+def _spaced(text: bytearray) -> bool:
+    """Whether a space stands next to ``,``, ``[`` or ``]`` anywhere in ``text``.
+
+    Spaces are rare (a label such as "NOT CHARGING"), so numpy finds them in one pass and
+    only their neighbours are looked at: six substring searches over a whole answer cost
+    ~15x more (0.8 µs per point of a ct_response answer).
+    """
+    a = np.frombuffer(text, dtype=np.uint8)
+    at = np.flatnonzero(a == _SPACE)
+    before = at[at > 0] - 1
+    after = at[at + 1 < a.size] + 1
+    return bool(_PUNCTUATION[a[before]].any() or _PUNCTUATION[a[after]].any())
 
 
 def _csv_rows(text: bytearray) -> int:
@@ -330,7 +346,7 @@ def _flat_part(
     del view
     if any(stop in text for stop in _FLAT_STOP):
         return None
-    if b" " in text and any(stop in text for stop in _FLAT_SPACED):
+    if b" " in text and _spaced(text):
         return None
     n = _csv_rows(text)
     if not n:

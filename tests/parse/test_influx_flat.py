@@ -135,3 +135,14 @@ def test_flat_path_steps_aside_or_agrees(rows: list[list[Any]]) -> None:
     if flat is not None:
         _same(typed, flat)
     _same(typed, decode_series(COLUMNS, None, msgspec.Raw(raw), KINDS))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=40).map(lambda b: b.replace(b"\x00", b" "))
+    | st.text(" ,[]ab").map(str.encode)
+)
+def test_spaced_is_the_substring_test(text: bytes) -> None:
+    # the numpy shortcut must say exactly what six substring searches say
+    expected = any(s in text for s in (b", ", b" ,", b"[ ", b" [", b"] ", b" ]"))
+    assert influx_series._spaced(bytearray(text)) is expected
