@@ -7,10 +7,6 @@ into typed columns (see :mod:`.parsed`), so no list of dicts is ever built.
 
 from __future__ import annotations
 
-import gc
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -57,33 +53,6 @@ class _Document(msgspec.Struct):
 
 
 _DOCUMENT = msgspec.json.Decoder(_Document)
-
-_gc_lock = threading.Lock()
-_gc_depth = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while millions of row tuples are alive.
-
-    They hold no cycles, but each full collection would walk them all: pausing saves about
-    a third of the parse time on big answers. Counted, so parses running in several threads
-    re-enable it only when the last one ends, and only if it was on before the first.
-    """
-    global _gc_depth, _gc_was_enabled
-    with _gc_lock:
-        if _gc_depth == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_depth += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_depth -= 1
-            if _gc_depth == 0 and _gc_was_enabled:
-                gc.enable()
 
 
 def _fail(measurement: str, detail: str) -> ParseError:
@@ -243,19 +212,16 @@ def parse_answer(body: bytes | bytearray, measurement: str) -> ParsedAnswer:
 
 def _parse(body: bytes | bytearray, measurement: str, kinds: dict[str, Kind]) -> ParsedAnswer:
     owner = body if isinstance(body, bytearray) else None
-    with _gc_paused():
-        answers = _documents(body, measurement)
-        _check(answers, measurement)
-        parts: list[SeriesPart] = []
-        for answer in answers:
-            for result in answer.results or ():
-                for series in result.series or ():
-                    try:
-                        part = decode_series(
-                            series.columns, series.tags, series.values, kinds, owner
-                        )
-                    except SeriesError as err:
-                        raise _fail(measurement, f"series {_quote(series.name)}: {err}")
-                    parts.append(part)
-        us, fields = _fields(parts)
-        return ParsedAnswer(measurement, us, fields, [b for p in parts for b in p.bad])
+    answers = _documents(body, measurement)
+    _check(answers, measurement)
+    parts: list[SeriesPart] = []
+    for answer in answers:
+        for result in answer.results or ():
+            for series in result.series or ():
+                try:
+                    part = decode_series(series.columns, series.tags, series.values, kinds, owner)
+                except SeriesError as err:
+                    raise _fail(measurement, f"series {_quote(series.name)}: {err}")
+                parts.append(part)
+    us, fields = _fields(parts)
+    return ParsedAnswer(measurement, us, fields, [b for p in parts for b in p.bad])

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from powerflex_etl.parse.gcpause import gc_paused
 from powerflex_etl.parse.parsed import NUMBER_TYPE, TEXT_TYPE, BadRow
 from powerflex_etl.parse.rows import (
     Piece,
@@ -499,10 +500,11 @@ def decode_series(
     flat = _flat_part(columns, slots, tags, raw, owner)
     if flat is not None:
         return flat
-    reader = _Reader(columns, slots, tags, _rows_decoder(order))
-    pieces: list[Piece] = []
-    for k, chunk in enumerate(_chunks(raw)):
-        pieces += reader.read(chunk, k * _CHUNK_ROWS)
-        if k == 0 and len(raw) > _SPLIT_BYTES and pieces and len(pieces[0].us):
-            reader.labelled = _label_decoder(columns, order, pieces[0])
-    return _merge(pieces, columns, slots, tags)
+    with gc_paused():
+        reader = _Reader(columns, slots, tags, _rows_decoder(order))
+        pieces: list[Piece] = []
+        for k, chunk in enumerate(_chunks(raw)):
+            pieces += reader.read(chunk, k * _CHUNK_ROWS)
+            if k == 0 and len(raw) > _SPLIT_BYTES and pieces and len(pieces[0].us):
+                reader.labelled = _label_decoder(columns, order, pieces[0])
+        return _merge(pieces, columns, slots, tags)

@@ -192,3 +192,21 @@ def test_borrowed_rows_are_put_back_on_every_path(rows: list[list[Any]]) -> None
     assert text.borrowed, "a Raw inside the body is borrowed, not copied"
     influx_series._flat_part(COLUMNS, slots, {}, view, owned)
     assert bytes(owned) == body
+
+
+def test_the_flat_path_leaves_the_interpreters_gc_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # process-wide state is the application's: only the typed path (millions of tuples)
+    # pauses the GC, so a plain answer must parse with gc.disable out of reach
+    import gc
+
+    from powerflex_etl.parse.answer import parse_answer
+
+    def refuse() -> None:
+        raise AssertionError("the flat path paused the GC")
+
+    rows = [[1622505602.5, "a", "CHARGING", 1, 2], [1622505603.5, "b", None, 3, None]]
+    body = _body(COLUMNS, json.dumps(rows, separators=(",", ":")).encode())
+    monkeypatch.setattr(gc, "disable", refuse)
+    assert parse_answer(bytearray(body), "ct_response").fields.num_rows == 2
+    with pytest.raises(AssertionError, match="paused the GC"):
+        parse_answer(body.replace(b'"a"', b"7"), "ct_response")  # an unquoted id: typed path
