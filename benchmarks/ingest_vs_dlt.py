@@ -116,7 +116,7 @@ def run(side: str, points: int, args: argparse.Namespace, check: bool = False) -
 
 def show(label: str, n: int, res: dict[str, Any]) -> None:
     print(
-        f"  {label:<7} {res['side']:<9} {n:>11,} points {res['seconds']:8.2f} s "
+        f"  {label:<7} {res['side']:<14} {n:>11,} points {res['seconds']:8.2f} s "
         f"(cpu {res['cpu_seconds']:7.2f} s)  peak RSS {res['peak_rss_mb']:6.0f} MB  "
         f"load {res['load']:4.1f}",
         flush=True,
@@ -224,7 +224,7 @@ def report(
     small, large = sizes
     per = {s: marginal(best[(s, small)], best[(s, large)], small, large) for s in sides}
     result: dict[str, Any] = {**machine(), "sizes": [small, large], "sides": per, "rows": rows}
-    w = 11
+    w = 15
     print()
     print(f"{'':<30}" + "".join(f"{s:>{w}}" for s in sides))
     for label, key, fmt in (
