@@ -6,7 +6,7 @@ PIP     = $(BIN)/python -m pip install -q --disable-pip-version-check -c constra
 export PREFECT_SERVER_ANALYTICS_ENABLED = false
 export DO_NOT_TRACK = 1
 
-.PHONY: test test-long lint demo look bench clean venv dev
+.PHONY: test test-long lint demo look bench bench-naive bench-dlt clean venv dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,14 @@ demo: $(VENV)/.runtime
 look: $(VENV)/.runtime
 	scripts/look.sh
 
-bench: $(VENV)/.dev
+# both ingest benchmarks (30-50 minutes on a shared 2-core machine); dlt gets a venv of its own
+bench: bench-naive bench-dlt
+
+bench-naive: $(VENV)/.dev
 	$(BIN)/python benchmarks/ingest_vs_naive.py
+
+bench-dlt: $(VENV)/.dev
+	$(BIN)/python benchmarks/ingest_vs_dlt.py
 
 clean:
 	rm -rf $(VENV) lake .pytest_cache .mypy_cache .ruff_cache

@@ -7,10 +7,6 @@ into typed columns (see :mod:`.parsed`), so no list of dicts is ever built.
 
 from __future__ import annotations
 
-import gc
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -58,33 +54,6 @@ class _Document(msgspec.Struct):
 
 _DOCUMENT = msgspec.json.Decoder(_Document)
 
-_gc_lock = threading.Lock()
-_gc_depth = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while millions of row tuples are alive.
-
-    They hold no cycles, but each full collection would walk them all: pausing saves about
-    a third of the parse time on big answers. Counted, so parses running in several threads
-    re-enable it only when the last one ends, and only if it was on before the first.
-    """
-    global _gc_depth, _gc_was_enabled
-    with _gc_lock:
-        if _gc_depth == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_depth += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_depth -= 1
-            if _gc_depth == 0 and _gc_was_enabled:
-                gc.enable()
-
 
 def _fail(measurement: str, detail: str) -> ParseError:
     return ParseError(
@@ -94,9 +63,10 @@ def _fail(measurement: str, detail: str) -> ParseError:
     )
 
 
-def _documents(body: bytes, measurement: str) -> list[_Answer]:
+def _documents(body: bytes | bytearray, measurement: str) -> list[_Answer]:
     """The JSON documents of a body: one, or one per line when the answer was chunked."""
-    if not body.strip():
+    # isspace() stops at the first other byte; strip() would copy the whole body
+    if not body or body.isspace():
         raise _fail(measurement, "the body is empty")
     try:
         docs = [_DOCUMENT.decode(body)]
@@ -106,8 +76,9 @@ def _documents(body: bytes, measurement: str) -> list[_Answer]:
         if "trailing characters" not in str(err):
             raise _fail(measurement, str(err))
         docs = []
-        for lineno, line in enumerate(body.splitlines(), 1):
-            if line.strip():
+        lines: list[bytes | bytearray] = [*body.splitlines()]
+        for lineno, line in enumerate(lines, 1):
+            if not line.isspace() and line:
                 try:
                     docs.append(_DOCUMENT.decode(line))
                 except msgspec.MsgspecError as line_err:
@@ -201,8 +172,12 @@ def _fields(parts: list[SeriesPart]) -> tuple[np.ndarray, pa.Table]:
     return us, pa.Table.from_arrays(arrays, names=list(slots))
 
 
-def parse_answer(body: bytes, measurement: str) -> ParsedAnswer:
+def parse_answer(body: bytes | bytearray, measurement: str) -> ParsedAnswer:
     """Parse a whole answer body into typed columns in delivery order, plus its bad rows.
+
+    A ``bytearray`` body (what the client returns) is parsed without a copy of its series:
+    the parser works in it and puts every byte back before it returns, so the caller's
+    body is unchanged either way (it must not be read or written meanwhile).
 
     Accepts the bare InfluxDB 1.7 JSON or ``{"data": {...}}``, one document or a chunked
     stream (one document per line), several statements and series, tags, any column order.
@@ -219,11 +194,11 @@ def parse_answer(body: bytes, measurement: str) -> ParsedAnswer:
     (a final ``partial: true``: cut answer). Never anything but a ``PowerflexError``.
     """
     kinds: dict[str, Kind] = source_kinds(measurement) if measurement in SPECS else {}
-    if isinstance(body, bytearray | memoryview):
+    if isinstance(body, memoryview):
         body = bytes(body)
     elif isinstance(body, str):
         body = body.encode()
-    elif not isinstance(body, bytes):
+    elif not isinstance(body, bytes | bytearray):
         raise _fail(measurement, f"the body is a {type(body).__name__}, not bytes")
     try:
         return _parse(body, measurement, kinds)
@@ -235,18 +210,18 @@ def parse_answer(body: bytes, measurement: str) -> ParsedAnswer:
         raise _fail(measurement, f"a string is not UTF-8 ({err.reason})") from None
 
 
-def _parse(body: bytes, measurement: str, kinds: dict[str, Kind]) -> ParsedAnswer:
-    with _gc_paused():
-        answers = _documents(body, measurement)
-        _check(answers, measurement)
-        parts: list[SeriesPart] = []
-        for answer in answers:
-            for result in answer.results or ():
-                for series in result.series or ():
-                    try:
-                        part = decode_series(series.columns, series.tags, series.values, kinds)
-                    except SeriesError as err:
-                        raise _fail(measurement, f"series {_quote(series.name)}: {err}")
-                    parts.append(part)
-        us, fields = _fields(parts)
-        return ParsedAnswer(measurement, us, fields, [b for p in parts for b in p.bad])
+def _parse(body: bytes | bytearray, measurement: str, kinds: dict[str, Kind]) -> ParsedAnswer:
+    owner = body if isinstance(body, bytearray) else None
+    answers = _documents(body, measurement)
+    _check(answers, measurement)
+    parts: list[SeriesPart] = []
+    for answer in answers:
+        for result in answer.results or ():
+            for series in result.series or ():
+                try:
+                    part = decode_series(series.columns, series.tags, series.values, kinds, owner)
+                except SeriesError as err:
+                    raise _fail(measurement, f"series {_quote(series.name)}: {err}")
+                parts.append(part)
+    us, fields = _fields(parts)
+    return ParsedAnswer(measurement, us, fields, [b for p in parts for b in p.bad])

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from powerflex_etl.parse.gcpause import gc_paused
 from powerflex_etl.parse.parsed import NUMBER_TYPE, TEXT_TYPE, BadRow
 from powerflex_etl.parse.rows import (
     Piece,
@@ -258,7 +259,9 @@ def _merge(
 # to JSON punctuation (looked for only when there is a space at all: then it may be inside
 # a string, which is harmless)
 _FLAT_STOP = (b"\\", b"{", b"\n", b"\r", b"\t")
-_FLAT_SPACED = (b", ", b" ,", b"[ ", b" [", b"] ", b" ]")
+_SPACE = ord(" ")
+_PUNCTUATION = np.zeros(256, dtype=bool)
+_PUNCTUATION[list(b",[]")] = True
 _BRACKET_CLOSE, _COMMA, _BRACKET_OPEN = b"],["
 _FLAT_PARSE = pcsv.ParseOptions(
     quote_char=False, escape_char=False, newlines_in_values=False, ignore_empty_lines=False
@@ -286,30 +289,114 @@ def _flat_ids(col: pa.ChunkedArray) -> pa.Array | None:
     return pa.concat_arrays(out) if len(out) != 1 else out[0]
 
 
-def _csv_rows(text: bytearray) -> int:
+# bytes looked for this many at a time: a whole answer's boolean mask would be as big as
+# the answer itself (30 MB for a 6 h ct_response window), one block's stays in cache
+_SCAN_BLOCK = 1 << 20
+
+
+def _positions(a: np.ndarray, byte: int) -> np.ndarray:
+    """Indices of ``byte`` in ``a`` (int64), found block by block."""
+    found = [
+        np.flatnonzero(a[i : i + _SCAN_BLOCK] == byte) + i for i in range(0, a.size, _SCAN_BLOCK)
+    ]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
+def _spaced(a: np.ndarray) -> bool:
+    """Whether a space stands next to ``,``, ``[`` or ``]`` anywhere in ``a`` (bytes as uint8).
+
+    Spaces are rare (a label such as "NOT CHARGING"), so numpy finds them in one pass and
+    only their neighbours are looked at: six substring searches over a whole answer cost
+    ~15x more (0.8 µs per point of a ct_response answer).
+    """
+    at = _positions(a, _SPACE)
+    before = at[at > 0] - 1
+    after = at[at + 1 < a.size] + 1
+    return bool(_PUNCTUATION[a[before]].any() or _PUNCTUATION[a[after]].any())
+
+
+def _csv_rows(text: _Text) -> np.ndarray | None:
     """``r1],[r2],[r3`` -> ``r1\\n00r2\\n00r3`` in place: each ``],[`` a newline and two zeros.
 
     Done with numpy (``bytes.replace`` is several times slower and copies); the zeros pad
     the first cell of the next row, which the reader takes for the same number. A first cell
     that is not a plain non-negative number then fails to convert, and the typed path reads
-    the series. Returns the number of rows, 0 when a bracket is left over (nested arrays,
-    brackets in strings).
+    the series. Returns where the ``],[`` were (one fewer than the rows; :meth:`_Text.restore`
+    puts them back), None when a bracket is left over (nested arrays, brackets in strings).
     """
-    a = np.frombuffer(text, dtype=np.uint8)
-    ends = np.flatnonzero(a == _BRACKET_CLOSE)
+    a = text.array()
+    ends = _positions(a, _BRACKET_CLOSE)
     if ends.size:
         if ends[-1] + 2 >= a.size:
-            return 0
+            return None
         if not ((a[ends + 1] == _COMMA).all() and (a[ends + 2] == _BRACKET_OPEN).all()):
-            return 0
+            return None
         a[ends] = ord("\n")
         a[ends + 1] = a[ends + 2] = ord("0")
-    del a  # a view on text: gone before anyone resizes it
-    return 0 if b"[" in text else int(ends.size) + 1
+    del a  # a view on the buffer: gone before anyone resizes it
+    if text.has(b"["):
+        text.restore(ends)
+        return None
+    return ends
+
+
+class _Text:
+    """The rows of a series (``values`` without its outer brackets) as a writable region.
+
+    Borrowed in place when the answer body is a ``bytearray`` holding ``raw`` (the client
+    hands one over: no copy of a 30 MB answer), else a copy. A borrowed region is put back
+    byte for byte (:meth:`restore`) before the parser lets go of it, so the body the caller
+    holds, and the typed path's view of it, never change.
+    """
+
+    def __init__(self, raw: msgspec.Raw, owner: bytearray | None) -> None:
+        view = memoryview(raw)
+        start = _offset_in(view, owner) if owner is not None else None
+        if start is None or owner is None:
+            self.buf, self.start, self.borrowed = bytearray(view[2:-2]), 0, False
+        else:
+            self.buf, self.start, self.borrowed = owner, start + 2, True
+        self.end = self.start + view.nbytes - 4
+
+    def has(self, needle: bytes) -> bool:
+        # find() with bounds searches in place (memchr speed), slicing would copy
+        return self.buf.find(needle, self.start, self.end) >= 0
+
+    def array(self) -> np.ndarray:
+        """The region as a writable numpy view (drop it before the buffer may be resized)."""
+        return np.frombuffer(
+            self.buf, dtype=np.uint8, count=self.end - self.start, offset=self.start
+        )
+
+    def arrow(self) -> pa.Buffer:
+        return pa.py_buffer(memoryview(self.buf)[self.start : self.end])
+
+    def restore(self, ends: np.ndarray) -> None:
+        """Undo :func:`_csv_rows` (``ends`` is what it returned)."""
+        a = self.array()
+        a[ends] = _BRACKET_CLOSE
+        a[ends + 1] = _COMMA
+        a[ends + 2] = _BRACKET_OPEN
+
+
+def _offset_in(view: memoryview, owner: bytearray) -> int | None:
+    """Where ``view`` (msgspec's read-only view of a ``Raw``) starts inside ``owner``, or None."""
+    if not view.nbytes or not owner:
+        return None
+    here = np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0]
+    base = np.frombuffer(owner, dtype=np.uint8).__array_interface__["data"][0]
+    start = int(here - base)
+    if start < 0 or start + view.nbytes > len(owner):
+        return None  # msgspec made a copy (a chunked answer's lines): nothing to borrow
+    return start
 
 
 def _flat_part(
-    columns: Sequence[str], slots: Mapping[str, Slot], tags: Mapping[str, Any], raw: msgspec.Raw
+    columns: Sequence[str],
+    slots: Mapping[str, Slot],
+    tags: Mapping[str, Any],
+    raw: msgspec.Raw,
+    owner: bytearray | None = None,
 ) -> SeriesPart | None:
     """The common shape in one pass of Arrow's multithreaded CSV reader, or None.
 
@@ -320,34 +407,46 @@ def _flat_part(
     row, a bracket or comma inside a string, an unknown field) returns None and the typed path
     reads the series, so the outcome never depends on which path ran. No Python object per
     cell is made, and the reader releases the GIL, so windows in other threads keep going.
+    ``owner``, the body ``raw`` lies in, is written in place and put back (see :class:`_Text`).
     """
     if any(slots[c] == "any" for c in columns) or any(slots[t] == "any" for t in tags):
         return None
-    view = memoryview(raw)  # no copy of the series yet
+    view = memoryview(raw)
     if view.nbytes < 4 or view[:2] != b"[[" or view[-2:] != b"]]":
         return None
-    text = bytearray(view[2:-2])  # the one copy: it becomes the CSV text in place
     del view
-    if any(stop in text for stop in _FLAT_STOP):
+    text = _Text(raw, owner)
+    if any(text.has(stop) for stop in _FLAT_STOP):
         return None
-    if b" " in text and any(stop in text for stop in _FLAT_SPACED):
+    if text.has(b" ") and _spaced(text.array()):
         return None
-    n = _csv_rows(text)
-    if not n:
+    ends = _csv_rows(text)
+    if ends is None:
         return None
+    try:
+        return _read_flat(columns, slots, tags, text, int(ends.size) + 1)
+    finally:
+        if text.borrowed:
+            text.restore(ends)
+
+
+def _read_flat(
+    columns: Sequence[str], slots: Mapping[str, Slot], tags: Mapping[str, Any], text: _Text, n: int
+) -> SeriesPart | None:
+    """The CSV text of :func:`_flat_part` as a SeriesPart, or None at any surprise."""
     types = {c: TEXT_TYPE if slots[c] == "id" else NUMBER_TYPE for c in columns}
     try:
         table = pcsv.read_csv(
-            pa.py_buffer(text),
+            text.arrow(),
             read_options=pcsv.ReadOptions(
-                column_names=list(columns), block_size=max(1 << 20, len(text) // 4 + 1)
+                column_names=list(columns),
+                block_size=max(1 << 20, (text.end - text.start) // 4 + 1),
             ),
             parse_options=_FLAT_PARSE,
             convert_options=pcsv.ConvertOptions(column_types=types, **_FLAT_CONVERT_BASE),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
-    del text
     if table.num_rows != n:
         return None
     time_col = table[TIME].combine_chunks()
@@ -382,11 +481,14 @@ def decode_series(
     tags: Mapping[str, Any] | None,
     raw: msgspec.Raw,
     kinds: Mapping[str, Kind],
+    owner: bytearray | None = None,
 ) -> SeriesPart:
     """Decode one series; raises :class:`SeriesError` when its shape is unreadable.
 
     Tag values belong to every row of the series; a tag whose key is also a column is
-    ignored (the row's own value wins).
+    ignored (the row's own value wins). ``owner`` is the answer body when it is a
+    ``bytearray`` that ``raw`` points into: the fast path then works in it, and leaves it
+    as it was, instead of copying the series.
     """
     if TIME not in columns:
         raise SeriesError('columns has no "time"')
@@ -395,13 +497,14 @@ def decode_series(
     tags = {k: v for k, v in (tags or {}).items() if k not in columns}
     slots = {name: slot_of(name, kinds) for name in (*columns, *tags)}
     order = tuple(slots[c] for c in columns)
-    flat = _flat_part(columns, slots, tags, raw)
+    flat = _flat_part(columns, slots, tags, raw, owner)
     if flat is not None:
         return flat
-    reader = _Reader(columns, slots, tags, _rows_decoder(order))
-    pieces: list[Piece] = []
-    for k, chunk in enumerate(_chunks(raw)):
-        pieces += reader.read(chunk, k * _CHUNK_ROWS)
-        if k == 0 and len(raw) > _SPLIT_BYTES and pieces and len(pieces[0].us):
-            reader.labelled = _label_decoder(columns, order, pieces[0])
-    return _merge(pieces, columns, slots, tags)
+    with gc_paused():
+        reader = _Reader(columns, slots, tags, _rows_decoder(order))
+        pieces: list[Piece] = []
+        for k, chunk in enumerate(_chunks(raw)):
+            pieces += reader.read(chunk, k * _CHUNK_ROWS)
+            if k == 0 and len(raw) > _SPLIT_BYTES and pieces and len(pieces[0].us):
+                reader.labelled = _label_decoder(columns, order, pieces[0])
+        return _merge(pieces, columns, slots, tags)

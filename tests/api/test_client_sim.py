@@ -292,3 +292,11 @@ def test_no_secret_in_errors_or_logs(make: Any, sim: Any, caplog: pytest.LogCapt
     for secret in (password, token):
         assert secret not in info.value.one_line()
         assert secret not in caplog.text
+
+
+def test_measurement_answer_is_the_same_answer_in_a_buffer_to_parse_in(make: Any) -> None:
+    # ingestion's call: the bytearray the body was read into (the parser works in it)
+    client, _, _ = make()
+    answer = client.get_measurement_answer("ct_response", START, END)
+    assert isinstance(answer, bytearray)
+    assert bytes(answer) == client.get_measurement_data("ct_response", START, END)

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -135,3 +136,77 @@ def test_flat_path_steps_aside_or_agrees(rows: list[list[Any]]) -> None:
     if flat is not None:
         _same(typed, flat)
     _same(typed, decode_series(COLUMNS, None, msgspec.Raw(raw), KINDS))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=40).map(lambda b: b.replace(b"\x00", b" "))
+    | st.text(" ,[]ab").map(str.encode)
+)
+def test_spaced_is_the_substring_test(text: bytes) -> None:
+    # the numpy shortcut must say exactly what six substring searches say
+    expected = any(s in text for s in (b", ", b" ,", b"[ ", b" [", b"] ", b" ]"))
+    assert influx_series._spaced(np.frombuffer(text, dtype=np.uint8)) is expected
+
+
+def _body(columns: list[str], raw: bytes) -> bytes:
+    head = json.dumps({"name": "ct_response", "columns": columns})[:-1].encode()
+    return b'{"results":[{"statement_id":0,"series":[' + head + b',"values":' + raw + b"}]}]}"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series())
+def test_a_bytearray_body_is_parsed_in_place_and_given_back_unchanged(
+    case: tuple[list[str], bytes],
+) -> None:
+    # the client hands over a bytearray: the fast path borrows it (no copy of the series),
+    # and every path (taken, or stepping aside after rewriting the rows) puts it back
+    from powerflex_etl.parse.answer import parse_answer
+
+    columns, raw = case
+    body = _body(columns, raw)
+    owned = bytearray(body)
+    want, got = parse_answer(body, "ct_response"), parse_answer(owned, "ct_response")
+    assert bytes(owned) == body
+    assert got.time_us.tolist() == want.time_us.tolist()
+    assert got.fields.equals(want.fields)
+    assert got.bad_rows == want.bad_rows
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [[1622505602.5, "a", "A", "5", 2], [1622505603.5, "b", "A", 1, 2]],  # read_csv refuses
+        [[1622505602.5, "a],[b", "A", 1, 2]],  # a bracket left after the rewrite
+        [[1622505602.5, "a", "A", 1, 2], [1622505603.5, "b", "B", 3, 4]],  # taken
+    ],
+)
+def test_borrowed_rows_are_put_back_on_every_path(rows: list[list[Any]]) -> None:
+    raw = json.dumps(rows, separators=(",", ":")).encode()
+    body = _body(COLUMNS, raw)
+    owned = bytearray(body)
+    start = body.index(raw)
+    slots = {c: influx_series.slot_of(c, KINDS) for c in COLUMNS}
+    view = msgspec.Raw(memoryview(owned)[start : start + len(raw)])
+    text = influx_series._Text(view, owned)
+    assert text.borrowed, "a Raw inside the body is borrowed, not copied"
+    influx_series._flat_part(COLUMNS, slots, {}, view, owned)
+    assert bytes(owned) == body
+
+
+def test_the_flat_path_leaves_the_interpreters_gc_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # process-wide state is the application's: only the typed path (millions of tuples)
+    # pauses the GC, so a plain answer must parse with gc.disable out of reach
+    import gc
+
+    from powerflex_etl.parse.answer import parse_answer
+
+    def refuse() -> None:
+        raise AssertionError("the flat path paused the GC")
+
+    rows = [[1622505602.5, "a", "CHARGING", 1, 2], [1622505603.5, "b", None, 3, None]]
+    body = _body(COLUMNS, json.dumps(rows, separators=(",", ":")).encode())
+    monkeypatch.setattr(gc, "disable", refuse)
+    assert parse_answer(bytearray(body), "ct_response").fields.num_rows == 2
+    with pytest.raises(AssertionError, match="paused the GC"):
+        parse_answer(body.replace(b'"a"', b"7"), "ct_response")  # an unquoted id: typed path
