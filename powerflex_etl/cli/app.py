@@ -615,6 +615,9 @@ def state_reset(
 
 def main() -> None:
     """Console entry point: any failure is one line on stderr (the last line) and a non-zero exit."""
+    from powerflex_etl.cli.memory import settle
+
+    settle()  # the application's allocator settings, before pyarrow and any thread
     try:
         rv = app(standalone_mode=False)
     except PowerflexError as err:
