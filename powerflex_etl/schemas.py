@@ -24,6 +24,7 @@ Kind = Literal["id", "number", "bool", "state"]
 CHARGING_STATES: tuple[str, ...] = ("UNPLUGGED", "ADAPTIVE", "IDLE", "READY", "NOT CHARGING")
 MEASUREMENTS: tuple[str, ...] = ("ct_response", "evse_request", "evse_response")
 
+
 def check_measurements(measurements: Iterable[str] | None) -> list[str]:
     """The measurements asked for (all when none), validated, in contract order."""
     asked = list(measurements or MEASUREMENTS)
@@ -130,6 +131,43 @@ def arrow_schema(measurement: str, extra: pa.Schema | None = None) -> pa.Schema:
         fields += [f for f in extra if f.name not in known]
     fields += [pa.field(INGESTED_AT, TIME_TYPE), pa.field(RUN_ID, pa.string())]
     return pa.schema(fields)
+
+
+#: Text as lake tables hold it in memory: dictionary-encoded, as the parser types it and as
+#: Parquet stores it. Files are written without Arrow's own schema, so every reader sees
+#: plain strings (``lake/parquet.py``); in memory, ``string`` and this are the same column.
+TEXT_TYPE = pa.dictionary(pa.int32(), pa.string())
+
+
+def is_text(t: pa.DataType) -> bool:
+    """Plain or dictionary-encoded strings: one logical type in the lake."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with dictionary-encoded text as plain strings: what readers of the files see."""
+    return pa.schema(
+        [
+            f.with_type(pa.string()) if pa.types.is_dictionary(f.type) and is_text(f.type) else f
+            for f in schema
+        ],
+        metadata=schema.metadata,
+    )
+
+
+def plain(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A dictionary-encoded column decoded (plain strings for text); others as they are."""
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+def dictionary_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every string column dictionary-encoded (:data:`TEXT_TYPE`)."""
+    return pa.schema(
+        [f.with_type(TEXT_TYPE) if pa.types.is_string(f.type) else f for f in schema],
+        metadata=schema.metadata,
+    )
 
 
 REJECTS_SCHEMA = pa.schema(

@@ -138,9 +138,7 @@ def run_snapshot(
     from powerflex_etl.catalog import build_for
     from powerflex_etl.lake.store import Lake
 
-    ids = acc_ids_to_snapshot(
-        list(acc_ids or settings.acc_id or Lake(settings.lake).acc_ids())
-    )
+    ids = acc_ids_to_snapshot(list(acc_ids or settings.acc_id or Lake(settings.lake).acc_ids()))
     run_id = run_id or new_run_id()
     at = at or datetime.now(UTC)
     lake = Lake(settings.lake)

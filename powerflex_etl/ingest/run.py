@@ -108,9 +108,7 @@ def run_windows_with(
     marks = (
         advance_watermarks(state, summaries, [(m, w) for m, w, _ in failures]) if advance else {}
     )
-    return RunResult(
-        run_id, summaries, failures, marks, time.perf_counter() - t0, stopped=stopped
-    )
+    return RunResult(run_id, summaries, failures, marks, time.perf_counter() - t0, stopped=stopped)
 
 
 def _cancel(submit: Submit, err: PowerflexError, left: int) -> None:

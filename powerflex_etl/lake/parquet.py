@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from powerflex_etl.errors import LakeError
 from powerflex_etl.lake.layout import REJECTS
-from powerflex_etl.schemas import LINEAGE_COLUMNS, RUN_ID, SPECS
+from powerflex_etl.schemas import LINEAGE_COLUMNS, RUN_ID, SPECS, TEXT_TYPE, is_text
 
 ROW_GROUP_ROWS = 128 * 1024
 
@@ -28,18 +28,24 @@ def write_parquet(
     """The one place Parquet files are written: zstd, statistics, ~128k-row groups.
 
     ``metadata`` goes into the footer's key-value metadata (a slot file's token and figures).
+    Text may come dictionary-encoded (normalize's output): its dictionary is written as it is,
+    not hashed again. Arrow's own schema is not stored, so every reader (pyarrow, DuckDB,
+    pandas) sees what Parquet says: strings, timestamps in UTC, doubles.
     """
     present = [c for c in dictionary if c in table.column_names]
-    if metadata:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    pq.write_table(
-        table,
+    kv = {**(table.schema.metadata or {}), **(metadata or {})}
+    table = table.replace_schema_metadata(None)
+    with pq.ParquetWriter(
         where,
+        table.schema,
         compression="zstd",
         use_dictionary=present,
         write_statistics=True,
-        row_group_size=ROW_GROUP_ROWS,
-    )
+        store_schema=False,
+    ) as writer:
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        if kv:
+            writer.add_key_value_metadata(kv)
 
 
 def write_parquet_bytes(
@@ -84,7 +90,7 @@ def unify_schema(base: pa.Schema, schemas: Sequence[pa.Schema], *, what: str) ->
             known = types.get(f.name, extras.get(f.name))
             if known is None:
                 extras[f.name] = f.type
-            elif f.type != known and not pa.types.is_null(f.type):
+            elif not _same_type(f.type, known) and not pa.types.is_null(f.type):
                 if pa.types.is_null(known) and f.name in extras:
                     extras[f.name] = f.type
                 else:
@@ -92,10 +98,31 @@ def unify_schema(base: pa.Schema, schemas: Sequence[pa.Schema], *, what: str) ->
                         f"{what}: column {f.name!r} is {f.type} in new rows but {known} in the lake; "
                         "fix the type upstream or move the old files aside"
                     )
-    extra = pa.schema([pa.field(n, t) for n, t in extras.items()])
-    lineage = [f for f in base if f.name in LINEAGE_COLUMNS]
-    head = [f for f in base if f.name not in LINEAGE_COLUMNS]
+    extra = pa.schema([pa.field(n, _text_as_held(n, t, schemas)) for n, t in extras.items()])
+    lineage = [_text_field(f, schemas) for f in base if f.name in LINEAGE_COLUMNS]
+    head = [_text_field(f, schemas) for f in base if f.name not in LINEAGE_COLUMNS]
     return pa.schema([*head, *extra, *lineage])
+
+
+def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    """Equal, or both text: plain and dictionary-encoded strings are one column type."""
+    return a == b or (is_text(a) and is_text(b))
+
+
+def _text_field(f: pa.Field, schemas: Sequence[pa.Schema]) -> pa.Field:
+    return f.with_type(_text_as_held(f.name, f.type, schemas))
+
+
+def _text_as_held(name: str, t: pa.DataType, schemas: Sequence[pa.Schema]) -> pa.DataType:
+    """A text column stays dictionary-encoded when every table that has it holds it so
+    (new rows alone: no cast); plain strings as soon as one side has plain strings."""
+    if not is_text(t):
+        return t
+    held = [s.field(name).type for s in schemas if name in s.names]
+    held = [h for h in held if not pa.types.is_null(h)]
+    if held and all(pa.types.is_dictionary(h) for h in held):
+        return TEXT_TYPE
+    return pa.string()
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

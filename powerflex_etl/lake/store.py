@@ -43,6 +43,7 @@ from powerflex_etl.schemas import (
     TIME,
     TIME_TYPE,
     arrow_schema,
+    plain,
     table_schema,
 )
 from powerflex_etl.windows import Window
@@ -78,7 +79,10 @@ def _sort_rows(table: pa.Table) -> pa.Table:
     """
     if _is_sorted(table):
         return table
-    return table.sort_by([(c, "ascending") for c in KEY_COLUMNS])
+    # Arrow sorts no dictionary column: the key alone is decoded, the rows are taken
+    key = pa.table({c: plain(table[c]) for c in KEY_COLUMNS})
+    order = pc.sort_indices(key, sort_keys=[(c, "ascending") for c in KEY_COLUMNS])
+    return table.take(order)
 
 
 def _is_sorted(table: pa.Table) -> bool:
@@ -346,7 +350,9 @@ class Lake:
             out = self.derive(m, slot_us, rows)
             meta.update(out.metadata)
             if out.kept is not None:
-                extra.append(stage.stage(layout.kept_file(slot_us), out.kept, (), {TOKEN_KEY: token}))
+                extra.append(
+                    stage.stage(layout.kept_file(slot_us), out.kept, (), {TOKEN_KEY: token})
+                )
         return stage.stage(parts, rows, dictionary_columns(m), meta), extra
 
     def _stage_slots(

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from powerflex_etl import schemas
 from powerflex_etl.errors import ConfigError
-from powerflex_etl.parse.parsed import BadRow, ParsedAnswer, plain, time_column
+from powerflex_etl.parse.parsed import BadRow, ParsedAnswer, time_column
 from powerflex_etl.schemas import (
     CHARGING_STATES,
     INGESTED_AT,
@@ -89,9 +89,9 @@ class NormalizeStats:
 
 @dataclass
 class NormalizeResult:
-    table: (
-        pa.Table
-    )  # schemas.arrow_schema(measurement, extra) exactly, sorted by (evse_address, time)
+    # schemas.dictionary_schema(schemas.arrow_schema(measurement, extra)) exactly, sorted by
+    # (evse_address, time)
+    table: pa.Table
     rejects: pa.Table  # schemas.REJECTS_SCHEMA
     stats: NormalizeStats = field(default_factory=NormalizeStats)
 
@@ -114,7 +114,8 @@ def normalize(
 ) -> NormalizeResult:
     """Window filter, validation -> rejects, unit conversion, dedup (last delivered wins).
 
-    Returns the lake table (exactly ``schemas.arrow_schema(measurement, extras)``, sorted by
+    Returns the lake table (exactly ``schemas.arrow_schema(measurement, extras)`` with text
+    dictionary-encoded, :func:`schemas.dictionary_schema`; sorted by
     (evse_address, time)), the rejects table (``schemas.REJECTS_SCHEMA``) and the counts.
     Raises :class:`ConfigError` for an unknown measurement or power unit.
     """
@@ -432,7 +433,12 @@ def _to_lake(
     run_id: str,
     ingested_at: datetime,
 ) -> pa.Table:
-    """The lake's types, made here once: time viewed as a timestamp, text as plain strings."""
+    """The lake's types, made here once: time viewed as a timestamp, text left dictionary-encoded.
+
+    Text stays as the parser typed it (:data:`schemas.TEXT_TYPE`): casting ten id columns to
+    plain strings only for the Parquet writer to hash them back into dictionaries cost ~100
+    ms per 233k-point window. Readers of the files see plain strings (``lake/parquet.py``).
+    """
     n = len(t_us)
     names = set(table.column_names)
     specs = schemas.SPECS[measurement]
@@ -446,19 +452,26 @@ def _to_lake(
             scale = pscale if s.source == "power" else s.scale
             cols[s.column] = _scaled(table[s.source], scale)
         else:
-            cols[s.column] = plain(table[s.source])
+            cols[s.column] = table[s.source]
     known = {s.source for s in specs} | {TIME}
     renamed = _extra_names(sorted(names - known), measurement)
     extra_fields = []
     for src, dst in sorted(renamed.items(), key=lambda kv: kv[1]):
-        cols[dst] = plain(table[src])
-        extra_fields.append(pa.field(dst, cols[dst].type))
-    schema = schemas.arrow_schema(measurement, pa.schema(extra_fields))
+        cols[dst] = table[src]
+        extra_fields.append(pa.field(dst, plain_type(cols[dst].type)))
+    schema = schemas.dictionary_schema(schemas.arrow_schema(measurement, pa.schema(extra_fields)))
     cols[INGESTED_AT] = pa.repeat(pa.scalar(as_utc(ingested_at), TIME_TYPE), n)
-    cols[RUN_ID] = pa.repeat(pa.scalar(run_id, pa.string()), n)
+    cols[RUN_ID] = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, dtype=np.int32)), pa.array([run_id], pa.string())
+    )
     arrays = [cols[f.name] for f in schema]
     # every column already has its lake type; the cast only asserts it (safe, never lossy)
     return pa.Table.from_arrays(arrays, names=schema.names).cast(schema)
+
+
+def plain_type(t: pa.DataType) -> pa.DataType:
+    """A column type as the lake's schema names it: dictionary-encoded text is ``string``."""
+    return pa.string() if schemas.is_text(t) else t
 
 
 # --- power unit check --------------------------------------------------------------

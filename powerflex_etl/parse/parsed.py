@@ -18,11 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from powerflex_etl.errors import ParseError
-from powerflex_etl.schemas import SPECS, TIME, TIME_TYPE, source_kinds
+from powerflex_etl.schemas import SPECS, TEXT_TYPE, TIME, TIME_TYPE, is_text, plain, source_kinds
 
-# ids repeat a lot (a few dozen EVSEs, sites, states): as dictionaries, checks run once per
-# distinct value and reordering moves small integers, not strings
-TEXT_TYPE = pa.dictionary(pa.int32(), pa.string())
+# text is schemas.TEXT_TYPE: ids repeat a lot (a few dozen EVSEs, sites, states); as
+# dictionaries, checks run once per distinct value and reordering moves small integers
 NUMBER_TYPE = pa.float64()
 
 
@@ -39,17 +38,6 @@ class BadRow(NamedTuple):
 def time_column(us: np.ndarray) -> pa.Array:
     """int64 µs since the epoch as a ``timestamp[us, UTC]`` column (a view, not a copy)."""
     return pa.array(np.ascontiguousarray(us, dtype=np.int64), type=pa.int64()).view(TIME_TYPE)
-
-
-def plain(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """A dictionary-encoded text column as plain strings (the lake's type); others as they are."""
-    return col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
-
-
-def _is_text(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        return _is_text(t.value_type)
-    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
 @dataclass
@@ -94,7 +82,7 @@ class ParsedAnswer:
             if (
                 f.name == TIME
                 or (want is not None and f.type != want)
-                or (want is None and _is_text(f.type) and f.type != TEXT_TYPE)
+                or (want is None and is_text(f.type) and f.type != TEXT_TYPE)
             ):
                 raise TypeError(
                     f"{self.measurement}: field {f.name!r} is {f.type}, not as the parser types it"
@@ -149,7 +137,7 @@ class ParsedAnswer:
             col = fields[name].combine_chunks()
             kind = kinds.get(name)
             try:
-                if kind in ("id", "state") or _is_text(col.type):
+                if kind in ("id", "state") or is_text(col.type):
                     if col.type != TEXT_TYPE:
                         col = plain(col).cast(pa.string()).dictionary_encode()
                 elif kind in ("number", "bool") or pa.types.is_null(col.type):

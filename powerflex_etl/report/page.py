@@ -135,9 +135,7 @@ def _headline(data: ReportData) -> str:
             )
         )
     tz = site_zone(data)
-    first, last = (
-        "-" if t is None else _in_zone(t, tz) for t in (data.first_time, data.last_time)
-    )
+    first, last = ("-" if t is None else _in_zone(t, tz) for t in (data.first_time, data.last_time))
     span = (
         f'<p class="meta">Telemetry from <span{_attrs("first_time", data.first_time)}>'
         f"{escape(first)}</span> to <span{_attrs('last_time', data.last_time)}>"

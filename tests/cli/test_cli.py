@@ -43,7 +43,15 @@ def test_dcm_then_report_through_the_cli(sim, sim_settings, tmp_path: Path):
 
     out = tmp_path / "r.html"
     proc = _cli(
-        ["report", "--out", str(out), "--start", T0.isoformat(), "--end", (T0 + 12 * H).isoformat()],
+        [
+            "report",
+            "--out",
+            str(out),
+            "--start",
+            T0.isoformat(),
+            "--end",
+            (T0 + 12 * H).isoformat(),
+        ],
         sim_settings,
     )
     assert proc.returncode == 0, proc.stderr
@@ -62,7 +70,15 @@ def test_dcm_then_report_through_the_cli(sim, sim_settings, tmp_path: Path):
 
 def test_report_with_reversed_range_fails_one_line(sim_settings, tmp_path: Path):
     proc = _cli(
-        ["report", "--out", str(tmp_path / "r.html"), "--start", "2021-06-02", "--end", "2021-06-01"],
+        [
+            "report",
+            "--out",
+            str(tmp_path / "r.html"),
+            "--start",
+            "2021-06-02",
+            "--end",
+            "2021-06-01",
+        ],
         sim_settings,
     )
     assert proc.returncode == 1

@@ -110,7 +110,9 @@ def test_query_help_lists_the_views_and_list_says_what_each_holds() -> None:
     listed = {line.split()[1]: line for line in proc.stdout.splitlines()[1:]}
     every = {f.name for tier in TIERS for f in view_files(SQL_DIR, tier)}
     assert every | set(CATALOG_TABLES) == set(listed)
-    assert all(listed[t].split(None, 2)[2:] for t in CATALOG_TABLES), "each table says what it holds"
+    assert all(listed[t].split(None, 2)[2:] for t in CATALOG_TABLES), (
+        "each table says what it holds"
+    )
     assert "15-minute" in listed["site_load_15min"]  # its description, from the SQL's comment
 
 

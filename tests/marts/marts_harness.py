@@ -87,7 +87,9 @@ def _commit_all(lake: Lake, measurement: str, table: pa.Table) -> None:
     lo = int(us.min()) // SLOT_US * SLOT_US
     hi = (int(us.max()) // SLOT_US + 1) * SLOT_US
     window = Window(from_us(lo), from_us(hi))
-    lake.commit_window(measurement, window, table, schemas.REJECTS_SCHEMA.empty_table(), run_id="golden")
+    lake.commit_window(
+        measurement, window, table, schemas.REJECTS_SCHEMA.empty_table(), run_id="golden"
+    )
 
 
 def connect(

@@ -125,7 +125,9 @@ def _rows_for(
             r = dict(r)
             if (i + salt) % 4 == 0 and "power_kw" in r:
                 r["power_kw"] = round(r["power_kw"] * 0.5, 3)
-                r["charging_state"] = None if r["charging_state"] == "ADAPTIVE" else r["charging_state"]
+                r["charging_state"] = (
+                    None if r["charging_state"] == "ADAPTIVE" else r["charging_state"]
+                )
             out.append(r)
         return out
     return inside
@@ -166,9 +168,7 @@ def test_any_sequence_of_commits_leaves_the_marts_a_rebuild_gives(
     data, ops = case
     lake = Lake(str(tmp_path_factory.mktemp("lake") / "lake"), derive=derive_slot)
     for salt, (m, start_h, length_h, change, refresh_now) in enumerate(ops):
-        window = Window(
-            T0 + timedelta(hours=start_h), T0 + timedelta(hours=start_h + length_h)
-        )
+        window = Window(T0 + timedelta(hours=start_h), T0 + timedelta(hours=start_h + length_h))
         _commit(lake, m, window, _rows_for(data[m], window, change, salt))
         if refresh_now:
             refresh(lake)

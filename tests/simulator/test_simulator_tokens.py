@@ -62,9 +62,12 @@ def test_a_forbidden_measurement_is_a_403(sim: RunningSimulator) -> None:
             timeout=30,
         )
         assert r.status_code == code, m
-    assert "may not read evse_request" in requests.post(
-        f"{sim.url}/get_measurement_data",
-        json={"measurement": "evse_request", "time_filter": [1622505600, 1622509200]},
-        headers=h,
-        timeout=30,
-    ).json()["error"]
+    assert (
+        "may not read evse_request"
+        in requests.post(
+            f"{sim.url}/get_measurement_data",
+            json={"measurement": "evse_request", "time_filter": [1622505600, 1622509200]},
+            headers=h,
+            timeout=30,
+        ).json()["error"]
+    )
