@@ -55,14 +55,10 @@ from ingest_vs_naive import (
 
 SIDES = ("dlt-arrow", "dlt-dict", "naive", "project")
 # not run unless --sides names them: dlt-arrow with the GC paused per window; the project
-# with glibc and Arrow told to give memory back (one malloc arena, large blocks mmapped,
-# Arrow on the system allocator): process-wide settings only an application may choose
-EXTRA_SIDES = ("dlt-arrow-gc", "project-malloc")
-MALLOC_ENV = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_THRESHOLD_": str(1 << 20),
-    "ARROW_DEFAULT_MEMORY_POOL": "system",
-}
+# with the allocators as they come (POWERFLEX_ALLOCATOR=default: no settings of the CLI's
+# cli/memory.py), to show what those settings give
+EXTRA_SIDES = ("dlt-arrow-gc", "project-asis")
+ASIS_ENV = {"POWERFLEX_ALLOCATOR": "default"}
 # sides run in the first round only: slow, and no target depends on them
 ONCE = ("dlt-dict",)
 COST_TARGET = 0.33  # project µs/point (wall and CPU) <= this x dlt-arrow's
@@ -83,10 +79,10 @@ def command(side: str, end: Any, out: Path, args: argparse.Namespace) -> list[st
         script = str(HERE / "naive_ingest.py")
         return [PY, script, "--base-url", args.url, *span, "--out", str(out)]
     engine = "prefect" if side == "prefect" else "local"
-    if side == "project-malloc":
+    if side == "project-asis":
         return [
             "env",
-            *(f"{k}={v}" for k, v in MALLOC_ENV.items()),
+            *(f"{k}={v}" for k, v in ASIS_ENV.items()),
             *command("project", end, out, args),
         ]
     return [
@@ -118,7 +114,7 @@ def show(label: str, n: int, res: dict[str, Any]) -> None:
     print(
         f"  {label:<7} {res['side']:<14} {n:>11,} points {res['seconds']:8.2f} s "
         f"(cpu {res['cpu_seconds']:7.2f} s)  peak RSS {res['peak_rss_mb']:6.0f} MB  "
-        f"load {res['load']:4.1f}",
+        f"load {res['load']:4.1f}  steal {100 * res.get('steal_share', 0.0):4.1f}%",
         flush=True,
     )
 
@@ -168,6 +164,7 @@ def main() -> None:
     args.tmp = Path(tempfile.mkdtemp(prefix="pf-bench-dlt-"))
     try:
         args.pph = points_per_hour(args.url)
+        load_before = os.getloadavg()[0]
         print(
             f"simulator {args.url} (own process): {args.pph:,.0f} ct_response points/hour; "
             f"dlt {DLT_VERSION}; project --engine local --workers {args.workers}; "
@@ -201,6 +198,7 @@ def main() -> None:
         rows = check_rows((small, large), digests) if "project" in sides else {}
         result = report(args, (small, large), sides, best, flat_res, prefect, rows)
         result["runs"] = runs
+        result["quiet"] = quietness(runs, load_before)
         (HERE / "out").mkdir(exist_ok=True)
         (HERE / "out" / "ingest_vs_dlt.json").write_text(json.dumps(result, indent=2))
         print(f"({result['date']}, {result['machine']}; JSON in benchmarks/out/)")
@@ -210,6 +208,24 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(args.tmp, ignore_errors=True)
+
+
+#: a run is quiet when the machine was idle before it and no run lost more of the machine's
+#: cores to other guests than this (the load average counts the benchmark's own processes)
+QUIET_LOAD = 0.5
+QUIET_STEAL = 0.02
+
+
+def quietness(runs: list[dict[str, Any]], load_before: float) -> dict[str, Any]:
+    """Whether this was a quiet run, printed and kept in the JSON."""
+    steal = max((r.get("steal_share", 0.0) for r in runs), default=0.0)
+    quiet = load_before < QUIET_LOAD and steal < QUIET_STEAL
+    print(
+        f"{'quiet' if quiet else 'busy'} run: load average {load_before:.1f} before it, "
+        f"at most {100 * steal:.1f}% of the cores stolen by other guests during a run "
+        f"(quiet: < {QUIET_LOAD} and < {100 * QUIET_STEAL:.0f}%)"
+    )
+    return {"quiet": quiet, "load_before": load_before, "max_steal_share": steal}
 
 
 def report(

@@ -30,9 +30,9 @@ def main() -> None:
     t0 = time.perf_counter()
     user = os.environ.get("POWERFLEX_USERNAME", "demo")
     password = os.environ.get("POWERFLEX_PASSWORD", "demo-password")
-    token = requests.post(f"{args.base_url}/login", json={"username": user, "password": password}, timeout=60).json()[
-        "access_token"
-    ]
+    token = requests.post(
+        f"{args.base_url}/login", json={"username": user, "password": password}, timeout=60
+    ).json()["access_token"]
     start = int(datetime.fromisoformat(args.start).timestamp())
     end = int(datetime.fromisoformat(args.end).timestamp())
     r = requests.post(
