@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest_vs_naive import save
+
 from powerflex_etl.simulator import Faults, SimulatorConfig, start_simulator
 
-HERE = Path(__file__).resolve().parent
 #: what issue 12 measured before the work (baseline printed beside each case)
 ISSUE = {
     "wrong-password-backfill-5mo": "1,812 logins in 6 s, 1,813 lines",
@@ -188,8 +189,7 @@ def main() -> None:
             print(f"{case.name}: {json.dumps(r)}", flush=True)
             if case.name in ISSUE:
                 print(f"    issue 12 reported: {ISSUE[case.name]}", flush=True)
-    (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "failfast.json").write_text(json.dumps(out, indent=2))
+    save(out, "failfast")
 
 
 if __name__ == "__main__":

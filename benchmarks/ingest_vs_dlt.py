@@ -30,7 +30,6 @@ The figures also go to ``benchmarks/out/ingest_vs_dlt.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
@@ -45,6 +44,7 @@ from ingest_vs_naive import (
     HERE,
     PY,
     START,
+    finish,
     keep_best,
     machine,
     marginal,
@@ -199,11 +199,7 @@ def main() -> None:
         result = report(args, (small, large), sides, best, flat_res, prefect, rows)
         result["runs"] = runs
         result["quiet"] = quietness(runs, load_before)
-        (HERE / "out").mkdir(exist_ok=True)
-        (HERE / "out" / "ingest_vs_dlt.json").write_text(json.dumps(result, indent=2))
-        print(f"({result['date']}, {result['machine']}; JSON in benchmarks/out/)")
-        if args.strict and not all(result["pass"].values()):
-            raise SystemExit(1)
+        finish(result, "ingest_vs_dlt", args.strict)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -156,6 +156,20 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def save(result: dict[str, Any], name: str) -> None:
+    """A benchmark's figures as ``benchmarks/out/<name>.json``."""
+    (HERE / "out").mkdir(exist_ok=True)
+    (HERE / "out" / f"{name}.json").write_text(json.dumps(result, indent=2))
+
+
+def finish(result: dict[str, Any], name: str, strict: bool) -> None:
+    """Save the figures, say when and where they were taken; with ``strict``, exit 1 on a FAIL."""
+    save(result, name)
+    print(f"({result['date']}, {result['machine']}; JSON in benchmarks/out/)")
+    if strict and not all(result["pass"].values()):
+        raise SystemExit(1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -218,11 +232,7 @@ def main() -> None:
         for engine, secs in startup.items():
             shown = f"{secs:.2f} s" if isinstance(secs, float) else str(secs)
             print(f"start-up, one-window ingest --engine {engine}: {shown}")
-        (HERE / "out").mkdir(exist_ok=True)
-        (HERE / "out" / "ingest_vs_naive.json").write_text(json.dumps(result, indent=2))
-        print(f"({result['date']}, {result['machine']}; JSON in benchmarks/out/)")
-        if args.strict and not all(result["pass"].values()):
-            raise SystemExit(1)
+        finish(result, "ingest_vs_naive", args.strict)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -22,21 +22,17 @@ target fails. The figures also go to ``benchmarks/out/startup.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from _sim import start_server
-from ingest_vs_naive import START, measure, points_per_hour, side_cmd
-
-HERE = Path(__file__).resolve().parent
+from ingest_vs_naive import START, finish, machine, measure, points_per_hour, side_cmd
 
 STARTUP_TARGET_S = 4.0  # a one-window ingest on the default path
 RSS_TARGET = 0.20  # default-path peak RSS at the large size <= this x the plain way's
@@ -124,12 +120,7 @@ def main() -> None:
             f"load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )
-        result: dict[str, Any] = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()} {os.cpu_count()} cores, Python "
-            f"{platform.python_version()}",
-            "startup": {},
-        }
+        result: dict[str, Any] = {**machine(), "startup": {}}
         for engine in ENGINES:
             r = result["startup"][engine] = startup(engine, args)
             runs = ", ".join(f"{s:.2f}" for s in r["runs_s"])
@@ -163,10 +154,7 @@ def main() -> None:
                 f"{mem['ratio']:.3f} <= {RSS_TARGET:g} "
                 f"(baseline: the plain way, {mem['naive']['peak_rss_mb']:.0f} MB)"
             )
-        (HERE / "out").mkdir(exist_ok=True)
-        (HERE / "out" / "startup.json").write_text(json.dumps(result, indent=2))
-        if args.strict and not all(result["pass"].values()):
-            raise SystemExit(1)
+        finish(result, "startup", args.strict)
     finally:
         server.terminate()
         server.wait(timeout=30)
