@@ -146,15 +146,14 @@ def is_text(t: pa.DataType) -> bool:
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
+def plain_type(t: pa.DataType) -> pa.DataType:
+    """A column type as the lake's schema names it: text of any encoding is ``string``."""
+    return pa.string() if is_text(t) else t
+
+
 def plain_schema(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with dictionary-encoded text as plain strings: what readers of the files see."""
-    return pa.schema(
-        [
-            f.with_type(pa.string()) if pa.types.is_dictionary(f.type) and is_text(f.type) else f
-            for f in schema
-        ],
-        metadata=schema.metadata,
-    )
+    """``schema`` with text as plain strings: what readers of the files see."""
+    return pa.schema([f.with_type(plain_type(f.type)) for f in schema], metadata=schema.metadata)
 
 
 def plain(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -35,13 +35,13 @@ ARENAS = 1
 ENV = "POWERFLEX_ALLOCATOR"
 
 
-def settle(environ: dict[str, str] | None = None) -> list[str]:
+def settle() -> list[str]:
     """Make the settings above unless the user chose otherwise; returns what was set.
 
     Call before pyarrow is imported and before any thread starts (the arena limit counts
     for arenas not made yet). Safe to call twice; a no-op off glibc.
     """
-    env = os.environ if environ is None else environ
+    env = os.environ
     if env.get(ENV, "lean").strip().lower() == "default":
         return []
     done: list[str] = []

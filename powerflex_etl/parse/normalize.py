@@ -458,7 +458,7 @@ def _to_lake(
     extra_fields = []
     for src, dst in sorted(renamed.items(), key=lambda kv: kv[1]):
         cols[dst] = table[src]
-        extra_fields.append(pa.field(dst, plain_type(cols[dst].type)))
+        extra_fields.append(pa.field(dst, schemas.plain_type(cols[dst].type)))
     schema = schemas.dictionary_schema(schemas.arrow_schema(measurement, pa.schema(extra_fields)))
     cols[INGESTED_AT] = pa.repeat(pa.scalar(as_utc(ingested_at), TIME_TYPE), n)
     cols[RUN_ID] = pa.DictionaryArray.from_arrays(
@@ -467,11 +467,6 @@ def _to_lake(
     arrays = [cols[f.name] for f in schema]
     # every column already has its lake type; the cast only asserts it (safe, never lossy)
     return pa.Table.from_arrays(arrays, names=schema.names).cast(schema)
-
-
-def plain_type(t: pa.DataType) -> pa.DataType:
-    """A column type as the lake's schema names it: dictionary-encoded text is ``string``."""
-    return pa.string() if schemas.is_text(t) else t
 
 
 # --- power unit check --------------------------------------------------------------
