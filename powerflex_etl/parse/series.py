@@ -289,55 +289,67 @@ def _flat_ids(col: pa.ChunkedArray) -> pa.Array | None:
     return pa.concat_arrays(out) if len(out) != 1 else out[0]
 
 
-# bytes looked for this many at a time: a whole answer's boolean mask would be as big as
-# the answer itself (30 MB for a 6 h ct_response window), one block's stays in cache
-_SCAN_BLOCK = 1 << 20
+# bytes looked at this many at a time: a whole answer's boolean mask would be as big as
+# the answer itself (30 MB for a 6 h ct_response window), one block's stays in cache, and
+# its temporaries, under glibc's mmap threshold as the CLI sets it (cli/memory.py), reuse
+# the heap instead of faulting in fresh pages for every block
+_SCAN_BLOCK = 1 << 18
+_NEWLINE, _ZERO = b"\n0"
 
 
-def _positions(a: np.ndarray, byte: int) -> np.ndarray:
-    """Indices of ``byte`` in ``a`` (int64), found block by block."""
-    found = [
-        np.flatnonzero(a[i : i + _SCAN_BLOCK] == byte) + i for i in range(0, a.size, _SCAN_BLOCK)
-    ]
-    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+def _blocks(a: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """``a`` as (offset, view) blocks of ``_SCAN_BLOCK`` bytes."""
+    for i in range(0, a.size, _SCAN_BLOCK):
+        yield i, a[i : i + _SCAN_BLOCK]
 
 
 def _spaced(a: np.ndarray) -> bool:
     """Whether a space stands next to ``,``, ``[`` or ``]`` anywhere in ``a`` (bytes as uint8).
 
-    Spaces are rare (a label such as "NOT CHARGING"), so numpy finds them in one pass and
-    only their neighbours are looked at: six substring searches over a whole answer cost
-    ~15x more (0.8 µs per point of a ct_response answer).
+    Spaces are rare (a label such as "NOT CHARGING"), so numpy finds them block by block
+    and only their neighbours are looked at: six substring searches over a whole answer
+    cost ~15x more (0.8 µs per point of a ct_response answer).
     """
-    at = _positions(a, _SPACE)
-    before = at[at > 0] - 1
-    after = at[at + 1 < a.size] + 1
-    return bool(_PUNCTUATION[a[before]].any() or _PUNCTUATION[a[after]].any())
+    for i, block in _blocks(a):
+        at = np.flatnonzero(block == _SPACE) + i
+        before = at[at > 0] - 1
+        after = at[at + 1 < a.size] + 1
+        if _PUNCTUATION[a[before]].any() or _PUNCTUATION[a[after]].any():
+            return True
+    return False
 
 
-def _csv_rows(text: _Text) -> np.ndarray | None:
+def _csv_rows(text: _Text) -> int | None:
     """``r1],[r2],[r3`` -> ``r1\\n00r2\\n00r3`` in place: each ``],[`` a newline and two zeros.
 
-    Done with numpy (``bytes.replace`` is several times slower and copies); the zeros pad
-    the first cell of the next row, which the reader takes for the same number. A first cell
-    that is not a plain non-negative number then fails to convert, and the typed path reads
-    the series. Returns where the ``],[`` were (one fewer than the rows; :meth:`_Text.restore`
-    puts them back), None when a bracket is left over (nested arrays, brackets in strings).
+    Done with numpy, block by block (``bytes.replace`` is several times slower and copies);
+    the zeros pad the first cell of the next row, which the reader takes for the same
+    number. A first cell that is not a plain non-negative number then fails to convert,
+    and the typed path reads the series. Returns the number of rows; None, with the text
+    put back, when a bracket is left over (nested arrays, brackets in strings). The text
+    has no newline before (see :func:`_flat_part`), so :meth:`_Text.restore` finds what
+    was written by looking for newlines: no list of positions is kept.
     """
     a = text.array()
-    ends = _positions(a, _BRACKET_CLOSE)
-    if ends.size:
-        if ends[-1] + 2 >= a.size:
+    rows = 1
+    for i, block in _blocks(a):
+        ends = np.flatnonzero(block == _BRACKET_CLOSE) + i
+        if not ends.size:
+            continue
+        if ends[-1] + 2 >= a.size or not (
+            (a[ends + 1] == _COMMA).all() and (a[ends + 2] == _BRACKET_OPEN).all()
+        ):
+            del a, block
+            text.restore()
             return None
-        if not ((a[ends + 1] == _COMMA).all() and (a[ends + 2] == _BRACKET_OPEN).all()):
-            return None
-        a[ends] = ord("\n")
-        a[ends + 1] = a[ends + 2] = ord("0")
+        a[ends] = _NEWLINE
+        a[ends + 1] = a[ends + 2] = _ZERO
+        rows += ends.size
     del a  # a view on the buffer: gone before anyone resizes it
     if text.has(b"["):
-        text.restore(ends)
+        text.restore()
         return None
-    return ends
+    return rows
 
 
 class _Text:
@@ -371,12 +383,14 @@ class _Text:
     def arrow(self) -> pa.Buffer:
         return pa.py_buffer(memoryview(self.buf)[self.start : self.end])
 
-    def restore(self, ends: np.ndarray) -> None:
-        """Undo :func:`_csv_rows` (``ends`` is what it returned)."""
+    def restore(self) -> None:
+        """Undo :func:`_csv_rows`: each newline (all of them its own) ``],[`` again."""
         a = self.array()
-        a[ends] = _BRACKET_CLOSE
-        a[ends + 1] = _COMMA
-        a[ends + 2] = _BRACKET_OPEN
+        for i, block in _blocks(a):
+            ends = np.flatnonzero(block == _NEWLINE) + i
+            a[ends] = _BRACKET_CLOSE
+            a[ends + 1] = _COMMA
+            a[ends + 2] = _BRACKET_OPEN
 
 
 def _offset_in(view: memoryview, owner: bytearray) -> int | None:
@@ -420,14 +434,14 @@ def _flat_part(
         return None
     if text.has(b" ") and _spaced(text.array()):
         return None
-    ends = _csv_rows(text)
-    if ends is None:
+    rows = _csv_rows(text)
+    if rows is None:
         return None
     try:
-        return _read_flat(columns, slots, tags, text, int(ends.size) + 1)
+        return _read_flat(columns, slots, tags, text, rows)
     finally:
         if text.borrowed:
-            text.restore(ends)
+            text.restore()
 
 
 def _read_flat(

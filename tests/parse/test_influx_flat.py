@@ -173,6 +173,28 @@ def test_a_bytearray_body_is_parsed_in_place_and_given_back_unchanged(
     assert got.bad_rows == want.bad_rows
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(series(), st.integers(1, 9))
+def test_the_rewrite_is_the_same_in_blocks_of_any_size(
+    case: tuple[list[str], bytes], block: int
+) -> None:
+    # the rows are rewritten (and put back) block by block: a "],[" split across two blocks,
+    # or a bracket left over in a later block, must come out as in one block
+    from powerflex_etl.parse.answer import parse_answer
+
+    columns, raw = case
+    body = _body(columns, raw)
+    want = parse_answer(body, "ct_response")
+    owned = bytearray(body)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(influx_series, "_SCAN_BLOCK", block)
+        got = parse_answer(owned, "ct_response")
+    assert bytes(owned) == body
+    assert got.time_us.tolist() == want.time_us.tolist()
+    assert got.fields.equals(want.fields)
+    assert got.bad_rows == want.bad_rows
+
+
 @pytest.mark.parametrize(
     "rows",
     [
