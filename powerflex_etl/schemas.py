@@ -10,7 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from powerflex_etl.errors import ConfigError
 
@@ -159,6 +161,20 @@ def plain_schema(schema: pa.Schema) -> pa.Schema:
 def plain(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """A dictionary-encoded column decoded (plain strings for text); others as they are."""
     return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
+def text_ranks(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Per row of a dictionary-encoded text column with no nulls, its value's rank (0 first).
+
+    Rows compare as their strings do (bytewise, as Arrow sorts): comparing or sorting the
+    ranks stands in for the strings at the cost of integers. Only the few distinct values
+    are ranked; the rows are never decoded. Dense ranks, so a value a dictionary happens
+    to hold twice is still one rank.
+    """
+    enc = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    dense = pc.rank(enc.dictionary, sort_keys="ascending", tiebreaker="dense").to_numpy()
+    ranks = (dense - 1).astype(np.uint16 if len(enc.dictionary) < 2**16 else np.int64)
+    return ranks[enc.indices.to_numpy()]
 
 
 def dictionary_schema(schema: pa.Schema) -> pa.Schema:

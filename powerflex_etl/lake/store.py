@@ -45,6 +45,7 @@ from powerflex_etl.schemas import (
     arrow_schema,
     plain,
     table_schema,
+    text_ranks,
 )
 from powerflex_etl.windows import Window
 
@@ -94,6 +95,12 @@ def _is_sorted(table: pa.Table) -> bool:
     e, t = table[first], table[second]
     if e.null_count or t.null_count:
         return False
+    if pa.types.is_dictionary(e.type):
+        # as ranks: comparing the strings themselves would decode every row twice
+        r = text_ranks(e)
+        us = t.combine_chunks().cast(pa.int64()).to_numpy()
+        later = r[1:] > r[:-1]
+        return bool((later | ((r[1:] == r[:-1]) & (us[1:] >= us[:-1]))).all())
     ok = pc.or_(
         pc.less(e[: n - 1], e[1:]),
         pc.and_(pc.equal(e[: n - 1], e[1:]), pc.less_equal(t[: n - 1], t[1:])),

@@ -381,12 +381,8 @@ def _last_delivered_sorted(evse: pa.ChunkedArray | pa.Array, t_us: np.ndarray) -
     n = len(t_us)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    enc = evse.combine_chunks() if isinstance(evse, pa.ChunkedArray) else evse
-    # sorting strings is slow: rank the few distinct addresses, sort rows by rank; dense
-    # ranks, so a value the dictionary happens to hold twice is still one key
-    dense = pc.rank(enc.dictionary, sort_keys="ascending", tiebreaker="dense").to_numpy()
-    ranks = (dense - 1).astype(np.uint16 if len(enc.dictionary) < 2**16 else np.int64)
-    key = ranks[enc.indices.to_numpy()]
+    # sorting strings is slow: rank the few distinct addresses, sort rows by rank
+    key = schemas.text_ranks(evse)
     # two stable passes (time, then rank) sort by (rank, time) and keep delivery order
     # within a key; answers come nearly time-ordered, so the first pass is almost free and
     # the second is a radix sort on 16-bit ranks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,9 +43,18 @@ def test_sort_rows_is_the_stable_sort(
     assert got.set_column(0, "evse_address", got["evse_address"].cast(pa.string())).equals(want)
 
 
-def test_is_sorted_looks_at_both_keys_and_nulls() -> None:
-    assert _is_sorted(_table([("a", 1), ("a", 1), ("a", 2), ("b", 0)]))
-    assert not _is_sorted(_table([("a", 2), ("a", 1)]))  # time goes back within an EVSE
-    assert not _is_sorted(_table([("b", 0), ("a", 1)]))
-    assert not _is_sorted(_table([("a", 0), (None, 1)]))  # a null key: sort to be sure
-    assert _is_sorted(_table([])) and _is_sorted(_table([(None, 3)]))
+@pytest.mark.parametrize("encoded", [False, True])
+def test_is_sorted_looks_at_both_keys_and_nulls(encoded: bool) -> None:
+    def table(rows: list[tuple[str | None, int]]) -> pa.Table:
+        t = _table(rows)
+        if encoded:  # as normalize hands it over: compared by rank, never decoded
+            t = t.set_column(0, "evse_address", t["evse_address"].dictionary_encode())
+        return t
+
+    assert _is_sorted(table([("a", 1), ("a", 1), ("a", 2), ("b", 0)]))
+    assert not _is_sorted(table([("a", 2), ("a", 1)]))  # time goes back within an EVSE
+    assert not _is_sorted(table([("b", 0), ("a", 1)]))
+    assert not _is_sorted(table([("ab", 0), ("a", 1)]))  # a prefix sorts first
+    assert _is_sorted(table([("", 5), ("a", 0), ("é", 0)]))  # bytewise, as Arrow sorts
+    assert not _is_sorted(table([("a", 0), (None, 1)]))  # a null key: sort to be sure
+    assert _is_sorted(table([])) and _is_sorted(table([(None, 3)]))
