@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from powerflex_etl.errors import LakeError
 from powerflex_etl.lake.layout import REJECTS
-from powerflex_etl.schemas import LINEAGE_COLUMNS, RUN_ID, SPECS, TEXT_TYPE, is_text
+from powerflex_etl.schemas import KEY_COLUMNS, LINEAGE_COLUMNS, RUN_ID, SPECS, TEXT_TYPE, is_text
 
 ROW_GROUP_ROWS = 128 * 1024
 
@@ -25,7 +25,7 @@ def write_parquet(
     dictionary: Sequence[str],
     metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """The one place Parquet files are written: zstd, statistics, ~128k-row groups.
+    """The one place Parquet files are written: zstd, statistics where they prune, ~128k-row groups.
 
     ``metadata`` goes into the footer's key-value metadata (a slot file's token and figures).
     Text may come dictionary-encoded (normalize's output): its dictionary is written as it is,
@@ -40,12 +40,22 @@ def write_parquet(
         table.schema,
         compression="zstd",
         use_dictionary=present,
-        write_statistics=True,
+        write_statistics=statistics_columns(table.schema),
         store_schema=False,
     ) as writer:
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         if kv:
             writer.add_key_value_metadata(kv)
+
+
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """The columns whose min/max go into the footer: those a scan can skip row groups by.
+
+    Time, numbers and the sort key (``evse_address``) prune; other text (site ids, states,
+    run ids) holds the same few values in every row group, and its statistics cost a third
+    of the write (13 of 41 ms for a 233k-row slot).
+    """
+    return [f.name for f in schema if f.name in KEY_COLUMNS or not is_text(f.type)]
 
 
 def write_parquet_bytes(
