@@ -371,13 +371,18 @@ class PowerflexClient:
         if declared is not None and declared > limit:
             raise self._too_large(label, endpoint, limit)
         # a bytearray, handed over as it is (get_measurement_answer): the parser works in it
-        # rather than copying a 30 MB series, and puts it back as it was
-        buf = bytearray()
+        # rather than copying a 30 MB series, and puts it back as it was. Sized once when
+        # the length is declared: grown chunk by chunk, a 30 MB answer would move into
+        # fresh pages several times over
+        buf = bytearray(declared or 0)
+        got = 0
         try:
             for chunk in resp.iter_content(chunk_size=_CHUNK):
-                buf += chunk
-                if len(buf) > limit:
+                end = got + len(chunk)
+                if end > limit:
                     raise self._too_large(label, endpoint, limit)
+                buf[got:end] = chunk  # past the declared end (or with none) this appends
+                got = end
         except (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError):
             raise Retry("timed out reading the answer", resp.status_code)
         except (
@@ -390,8 +395,8 @@ class PowerflexClient:
             if "timed out" in str(err).lower():
                 raise Retry("timed out reading the answer", resp.status_code)
             raise Retry(f"truncated answer ({_conn_reason(err)})", resp.status_code)
-        if declared is not None and len(buf) != declared:
-            raise Retry(f"truncated answer ({len(buf)} of {declared} bytes)", resp.status_code)
+        if declared is not None and got != declared:
+            raise Retry(f"truncated answer ({got} of {declared} bytes)", resp.status_code)
         return buf
 
     def _too_large(self, label: str, endpoint: str, limit: int) -> AnswerTooLargeError:
