@@ -220,10 +220,11 @@ def ingest(
     setup_logging(verbose, console)
     s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
     _require_api(s)
+    from powerflex_etl.cli.memory import pandas_kept_out
     from powerflex_etl.ingest.run import run
 
     name = _engine_name(engine)
-    with progress:
+    with progress, pandas_kept_out():
         report = run(
             s,
             start=start,
@@ -298,9 +299,10 @@ def backfill(
     s = _settings(lake=lake, base_url=base_url, window_hours=window_hours)
     if not dry_run:
         _require_api(s)
+    from powerflex_etl.cli.memory import pandas_kept_out
     from powerflex_etl.ingest.run import backfill as run_backfill
 
-    with progress:
+    with progress, pandas_kept_out():
         report = run_backfill(
             s,
             start=start,

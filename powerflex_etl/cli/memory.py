@@ -23,8 +23,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.abc
 import os
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 # glibc's mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -76,3 +81,37 @@ def _glibc() -> ctypes.CDLL | None:
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.mallopt.restype = ctypes.c_int
     return libc
+
+
+class _PandasKeptOut(importlib.abc.MetaPathFinder):
+    """Refuses ``import pandas`` (and its submodules) while installed."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ImportError("pandas is kept out of this command (cli/memory.py)", name=fullname)
+        return None
+
+
+@contextmanager
+def pandas_kept_out() -> Iterator[None]:
+    """Inside, ``import pandas`` fails: for the commands that never use it (ingest, backfill).
+
+    pyarrow imports pandas the first time it makes or converts an array, only to ask whether
+    the input is a pandas object (``_pandas_api`` in pyarrow's pandas-shim.pxi): 230 ms and
+    32 MB of a process's peak for a command that never sees one. Refused, pyarrow notes "no
+    pandas" and carries on; whatever needs pandas for real afterwards (``to_pandas``) makes
+    pyarrow try again, which then succeeds. A no-op when pandas is loaded already or with
+    ``POWERFLEX_ALLOCATOR=default``. Install it before any thread starts and leave it after
+    they end: it is the interpreter's import machinery, the application's to change.
+    """
+    if "pandas" in sys.modules or os.environ.get(ENV, "lean").strip().lower() == "default":
+        yield
+        return
+    finder = _PandasKeptOut()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)

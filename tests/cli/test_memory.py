@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from powerflex_etl.simulator import RunningSimulator
 
 PROBE = (
     "from powerflex_etl.cli.memory import settle; done = settle(); "
@@ -63,3 +66,43 @@ def test_the_library_never_makes_process_wide_allocator_settings() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() != "system"
+
+
+def test_pandas_kept_out_lets_arrow_work_and_gives_pandas_back_after() -> None:
+    code = (
+        "import sys, pyarrow as pa\n"
+        "from powerflex_etl.cli.memory import pandas_kept_out\n"
+        "with pandas_kept_out():\n"
+        "    pa.array([1.0, None]).to_numpy(zero_copy_only=False)\n"
+        "    assert 'pandas' not in sys.modules\n"
+        "print(type(pa.table({'a': [1]}).to_pandas()).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "DataFrame"
+
+
+def test_an_ingest_never_imports_pandas(sim: RunningSimulator, tmp_path: Path) -> None:
+    """pyarrow would import it (230 ms, 32 MB) only to ask whether arrays are pandas objects."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERFLEX_", "PREFECT_API"))}
+    env.update(
+        POWERFLEX_BASE_URL=sim.url,
+        POWERFLEX_USERNAME=sim.config.username,
+        POWERFLEX_PASSWORD=sim.config.password,
+        POWERFLEX_LAKE=str(tmp_path / "lake"),
+    )
+    args = ["ingest", "--engine", "local", "-m", "ct_response"]
+    args += ["--start", "2021-06-01T00:00", "--end", "2021-06-01T06:00"]
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('loaded:', *sorted(sys.modules), file=sys.stderr))\n"
+        f"sys.argv = ['powerflex-etl', *{args!r}]\n"
+        "from powerflex_etl.cli.app import main\n"
+        "main()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = out.stderr.rpartition("loaded:")[2].split()
+    assert "pyarrow" in loaded and "pandas" not in loaded
