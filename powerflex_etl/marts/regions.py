@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-SLOT_US = 6 * 3600 * 1_000_000
+from powerflex_etl.lake.layout import SLOT_US
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ from powerflex_etl.schemas import DERIVED_SCHEMAS
 
 US = 1_000_000
 MINUTE_US = 60 * US
-SLOT_US = 6 * 3600 * US
 DRAWING_A = 1.0  # below it is sensor noise (real READY samples show 0.4 A)
 DRAWING_KW = 0.2  # the same without a current reading
 METER_DROP_KWH = 0.01  # a drop this large within a plug-in is a new vehicle
