@@ -47,7 +47,7 @@ def settle() -> list[str]:
     for arenas not made yet). Safe to call twice; a no-op off glibc.
     """
     env = os.environ
-    if env.get(ENV, "lean").strip().lower() == "default":
+    if _as_they_come():
         return []
     done: list[str] = []
     if "ARROW_DEFAULT_MEMORY_POOL" not in env:
@@ -67,6 +67,11 @@ def settle() -> list[str]:
         ):
             done.append(f"M_MMAP_THRESHOLD={MMAP_THRESHOLD_BYTES}")
     return done
+
+
+def _as_they_come() -> bool:
+    """Whether the user asked for no settings at all (``POWERFLEX_ALLOCATOR=default``)."""
+    return os.environ.get(ENV, "lean").strip().lower() == "default"
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -106,7 +111,7 @@ def pandas_kept_out() -> Iterator[None]:
     ``POWERFLEX_ALLOCATOR=default``. Install it before any thread starts and leave it after
     they end: it is the interpreter's import machinery, the application's to change.
     """
-    if "pandas" in sys.modules or os.environ.get(ENV, "lean").strip().lower() == "default":
+    if "pandas" in sys.modules or _as_they_come():
         yield
         return
     finder = _PandasKeptOut()
