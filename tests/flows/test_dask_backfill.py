@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -107,3 +109,11 @@ def test_dask_backfill_from_the_cli_without_a_prefect_server(
         "evse_request", datetime(2021, 6, 2, tzinfo=UTC), datetime(2021, 6, 2, 12, tzinfo=UTC)
     )
     assert Lake(lake).read("evse_request").num_rows == truth.num_rows > 0
+    # the temporary server recorded both windows' task runs as finished: it writes them in
+    # batches (flows/console.SERVER_SETTINGS), the last of which lands as the server stops
+    with closing(sqlite3.connect(tmp_path / "prefect-home" / "prefect.db")) as db:
+        states = db.execute(
+            "SELECT state_type, count(*) FROM task_run WHERE name LIKE 'ingest-window%'"
+            " GROUP BY state_type"
+        ).fetchall()
+    assert states == [("COMPLETED", 2)]
