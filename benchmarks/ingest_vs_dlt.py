@@ -204,13 +204,14 @@ def main() -> None:
             for n in (flat,) if args.no_prefect else (small, flat):
                 for side, kept in pairs:
                     res = run(side, n, args)
-                    res.update(side=side, points=n, round=r + 1)
+                    res.update(side=side, points=n, round=r + 1, phase="engines")
                     runs.append(res)
                     kept[n] = keep_best(kept.get(n), res)
                     show(f"{'local' if side == 'project' else side}{r + 1}", n, res)
         flat_res = local[flat]
         rows = check_rows((small, large), digests) if "project" in sides else {}
         result = report(args, (small, large), sides, best, flat_res, (local, prefect), rows)
+        result["paired"] = paired(runs, (small, large))
         result["runs"] = runs
         result["quiet"] = quietness(runs, load_before)
         finish(result, "ingest_vs_dlt", args.strict)
@@ -236,6 +237,32 @@ def quietness(runs: list[dict[str, Any]], load_before: float) -> dict[str, Any]:
         f"(quiet: < {QUIET_LOAD} and < {100 * QUIET_STEAL:.0f}%)"
     )
     return {"quiet": quiet, "load_before": load_before, "max_steal_share": steal}
+
+
+def paired(runs: list[dict[str, Any]], sizes: tuple[int, int]) -> dict[str, list[float]]:
+    """The project's cost per point over dlt-arrow's, round by round (each round's two sides
+    saw the same minutes of the machine), printed beside the best-of figures the targets
+    use: it shows how much of a verdict is the machine's drift between rounds."""
+    small, large = sizes
+    by = {(r["side"], r["points"], r["round"]): r for r in runs if "phase" not in r}
+    out: dict[str, list[float]] = {"wall": [], "cpu": []}
+    rounds = sorted({r["round"] for r in runs if r.get("side") == "dlt-arrow"})
+    for rnd in rounds:
+        keys = [(s, n, rnd) for s in ("project", "dlt-arrow") for n in (small, large)]
+        if not all(k in by for k in keys):
+            continue
+        p = marginal(by[keys[0]], by[keys[1]], small, large)
+        d = marginal(by[keys[2]], by[keys[3]], small, large)
+        out["wall"].append(p["marginal_us_per_point"] / d["marginal_us_per_point"])
+        out["cpu"].append(p["marginal_cpu_us_per_point"] / d["marginal_cpu_us_per_point"])
+    if out["cpu"]:
+        print(
+            "paired by round, project / dlt-arrow (not the verdict): wall "
+            + " ".join(f"{v:.3f}" for v in out["wall"])
+            + "; CPU "
+            + " ".join(f"{v:.3f}" for v in out["cpu"])
+        )
+    return out
 
 
 def report(
