@@ -239,28 +239,31 @@ def quietness(runs: list[dict[str, Any]], load_before: float) -> dict[str, Any]:
     return {"quiet": quiet, "load_before": load_before, "max_steal_share": steal}
 
 
+#: the two costs per point the targets hold to dlt-arrow's: (marginal's key, label)
+COSTS = (("marginal_us_per_point", "wall"), ("marginal_cpu_us_per_point", "CPU"))
+
+
 def paired(runs: list[dict[str, Any]], sizes: tuple[int, int]) -> dict[str, list[float]]:
     """The project's cost per point over dlt-arrow's, round by round (each round's two sides
     saw the same minutes of the machine), printed beside the best-of figures the targets
     use: it shows how much of a verdict is the machine's drift between rounds."""
     small, large = sizes
     by = {(r["side"], r["points"], r["round"]): r for r in runs if "phase" not in r}
-    out: dict[str, list[float]] = {"wall": [], "cpu": []}
-    rounds = sorted({r["round"] for r in runs if r.get("side") == "dlt-arrow"})
-    for rnd in rounds:
-        keys = [(s, n, rnd) for s in ("project", "dlt-arrow") for n in (small, large)]
-        if not all(k in by for k in keys):
-            continue
-        p = marginal(by[keys[0]], by[keys[1]], small, large)
-        d = marginal(by[keys[2]], by[keys[3]], small, large)
-        out["wall"].append(p["marginal_us_per_point"] / d["marginal_us_per_point"])
-        out["cpu"].append(p["marginal_cpu_us_per_point"] / d["marginal_cpu_us_per_point"])
-    if out["cpu"]:
+    out: dict[str, list[float]] = {what: [] for _, what in COSTS}
+    for rnd in sorted({r["round"] for r in runs if r["side"] == "dlt-arrow"}):
+        try:
+            p, d = [
+                marginal(by[(s, small, rnd)], by[(s, large, rnd)], small, large)
+                for s in ("project", "dlt-arrow")
+            ]
+        except KeyError:
+            continue  # a side left out by --sides
+        for key, what in COSTS:
+            out[what].append(p[key] / d[key])
+    if out["CPU"]:
         print(
-            "paired by round, project / dlt-arrow (not the verdict): wall "
-            + " ".join(f"{v:.3f}" for v in out["wall"])
-            + "; CPU "
-            + " ".join(f"{v:.3f}" for v in out["cpu"])
+            "paired by round, project / dlt-arrow (not the verdict): "
+            + "; ".join(f"{w} " + " ".join(f"{v:.3f}" for v in out[w]) for _, w in COSTS)
         )
     return out
 
@@ -306,7 +309,7 @@ def report(
     p = per.get("project")
     d = per.get("dlt-arrow")
     if p and d:
-        for key, what in (("marginal_us_per_point", "wall"), ("marginal_cpu_us_per_point", "CPU")):
+        for key, what in COSTS:
             ratio = p[key] / d[key]
             checks[f"cost_{what}"] = (
                 ratio <= COST_TARGET,
